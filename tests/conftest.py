@@ -1,0 +1,25 @@
+"""Test setup: 8 simulated CPU devices, configured before any JAX backend starts."""
+
+import os
+
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+).strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402  (must follow the XLA_FLAGS update)
+import pytest  # noqa: E402
+
+
+def pytest_configure(config):
+  del config
+  if jax.device_count() != 8:
+    raise RuntimeError(
+        f"tests need 8 CPU devices, got {jax.device_count()}: was a JAX backend "
+        "started before tests/conftest.py?"
+    )
+
+
+@pytest.fixture
+def key():
+  return jax.random.key(0)
