@@ -12,14 +12,14 @@ import pytest  # noqa: E402
 
 
 def pytest_configure(config):
-  del config
-  if jax.device_count() != 8:
-    raise RuntimeError(
-        f"tests need 8 CPU devices, got {jax.device_count()}: was a JAX backend "
-        "started before tests/conftest.py?"
-    )
+    del config
+    if jax.device_count() != 8:
+        raise RuntimeError(
+            f"tests need 8 CPU devices, got {jax.device_count()}: was a JAX backend "
+            "started before tests/conftest.py?"
+        )
 
 
 @pytest.fixture
 def key():
-  return jax.random.key(0)
+    return jax.random.key(0)
