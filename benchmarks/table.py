@@ -1,0 +1,101 @@
+"""Markdown tables from the benchmark results: ``python -m benchmarks.table``.
+
+Reads every ``benchmarks/results/*.json`` (the ``*.quick.json`` smoke results only
+with ``--quick``) and prints one table per suite, for the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+from typing import Any
+
+RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
+OURS = "jaxsampling"
+
+
+def result_files(quick: bool = False) -> list[pathlib.Path]:
+    """The results files to tabulate, sorted by name."""
+    files = sorted(RESULTS_DIR.glob("*.json"))
+    is_quick = [f.name.endswith(".quick.json") for f in files]
+    return [f for f, q in zip(files, is_quick) if q == quick]
+
+
+def _ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    ms = seconds * 1e3
+    return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _implementations(cases: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """All implementation names in the suite, and the anchors among them."""
+    names: list[str] = []
+    for case in cases:
+        for name in case["implementations"]:
+            if name not in names:
+                names.append(name)
+    if OURS in names:
+        names.remove(OURS)
+        names.insert(0, OURS)
+    return names, [n for n in names if n != OURS]
+
+
+def suite_table(report: dict[str, Any]) -> str:
+    """Markdown table (with a short header) of one suite's results."""
+    cases = report["cases"]
+    names, anchors = _implementations(cases)
+    header = ["case"]
+    header += [f"{n} ms" for n in names]
+    header += [f"vs {a}" for a in anchors]
+    header += [f"{n} compile ms" for n in names]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
+    ]
+    for case in cases:
+        impls = case["implementations"]
+        row = [case["name"]]
+        row += [_ms(impls.get(n, {}).get("median_s")) for n in names]
+        row += [_ratio(case["ratios"].get(a)) for a in anchors]
+        row += [_ms(impls.get(n, {}).get("compile_s")) for n in names]
+        lines.append("| " + " | ".join(row) + " |")
+
+    versions = report["versions"]
+    machine = report["machine"]
+    title = f"### {report['suite']}" + (" (quick smoke run)" if report.get("quick") else "")
+    about = (
+        f"{report['date']}, {machine['platform']}, {machine['cpu_count']} CPUs, "
+        f"JAX {versions.get('jax')} on {machine['jax_backend']}; "
+        + ", ".join(f"{a} {versions.get(a)}" for a in anchors)
+        + ". Median per call; ratio = anchor median / jaxsampling median "
+        "(> 1: jaxsampling faster)."
+    )
+    notes = "".join(f"\n\nNote: {n}" for n in report.get("notes", []))
+    return f"{title}\n\n{about}{notes}\n\n" + "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Prints the Markdown tables of every results file."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="tabulate the *.quick.json smoke results"
+    )
+    args = parser.parse_args(argv)
+    files = result_files(args.quick)
+    if not files:
+        print(f"no results in {RESULTS_DIR}", file=sys.stderr)
+        return 1
+    tables = [suite_table(json.loads(f.read_text())) for f in files]
+    print("\n\n".join(tables))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
