@@ -36,6 +36,7 @@ __all__ = [
     "batch_mesh",
     "batch_sharding",
     "explicit_batch_axis",
+    "gather_batch",
     "replicate",
     "reshard_like",
     "shard_batch",
@@ -136,3 +137,21 @@ def reshard_like(y: jax.Array, axis: str | tuple[str, ...] | None) -> jax.Array:
     if y.shape[0] % size:
         return y
     return jax.reshard(y, P(axis, *([None] * (y.ndim - 1))))
+
+
+def gather_batch(x: jax.Array, indices: jax.Array) -> jax.Array:
+    """``x[indices]`` along the leading axis, keeping ``x``'s explicit sharding.
+
+    On an explicit mesh the operand is all-gathered (the rows a device needs
+    may live anywhere) and each device gathers its own slice of ``indices``,
+    so the result is sharded like ``x``. Elsewhere it is plain indexing.
+    """
+    axis = explicit_batch_axis(x)
+    x = unshard(x)
+    indices = unshard(indices)
+    if axis is None:
+        return x[indices]
+    indices = reshard_like(indices, axis)
+    if not any(a is not None for a in jax.typeof(indices).sharding.spec):
+        return reshard_like(x[indices], axis)
+    return x.at[indices].get(out_sharding=P(axis, *([None] * (x.ndim - 1))))

@@ -674,6 +674,17 @@ def _raise_if_degenerate(log_weights: Array) -> None:
         raise ValueError("every log-weight is -inf (or NaN): all particles have weight 0")
 
 
+def _exp_shifted(log_weights: Array) -> tuple[Array, Array]:
+    """``(exp(lw - m), m)`` with ``m = max lw`` (0 when every entry is -inf).
+
+    Subtracting the maximum is exact in floating point, unlike subtracting a
+    ``logsumexp`` that must itself be rounded.
+    """
+    top = jnp.max(log_weights)
+    shift = jnp.where(jnp.isfinite(top), top, 0.0)
+    return jnp.exp(log_weights - shift), shift
+
+
 def normalize(log_weights: ArrayLike) -> tuple[Array, Array]:
     """Normalised weights and the log mean weight, in a numerically safe way.
 
@@ -701,15 +712,16 @@ def normalize(log_weights: ArrayLike) -> tuple[Array, Array]:
     """
     log_weights = _check_log_weights(log_weights)
     _raise_if_degenerate(log_weights)
-    total = jax.nn.logsumexp(log_weights)
-    weights = jnp.exp(log_weights - total)
-    return weights, total - math.log(log_weights.shape[0])
+    scaled, shift = _exp_shifted(log_weights)
+    total = jnp.sum(scaled)
+    return scaled / total, shift + jnp.log(total) - math.log(log_weights.shape[0])
 
 
 def ess(log_weights: ArrayLike) -> Array:
     """Effective sample size ``(sum w)^2 / sum w^2`` from log-weights.
 
-    Computed as ``exp(2 logsumexp(lw) - logsumexp(2 lw))``; between 1 and M.
+    Computed from ``exp(lw - max lw)``, so large offsets lose no precision;
+    between 1 and M.
     NaN log-weights count as ``-inf``; all ``-inf`` gives NaN.
 
     Example:
@@ -718,10 +730,8 @@ def ess(log_weights: ArrayLike) -> Array:
       >>> float(resampling.ess(jnp.zeros(10)))
       10.0
     """
-    log_weights = _check_log_weights(log_weights)
-    return jnp.exp(
-        2.0 * jax.nn.logsumexp(log_weights) - jax.nn.logsumexp(2.0 * log_weights)
-    )
+    scaled, _ = _exp_shifted(_check_log_weights(log_weights))
+    return jnp.sum(scaled) ** 2 / jnp.sum(scaled**2)
 
 
 def resample(
@@ -760,26 +770,16 @@ def resample(
     _raise_if_degenerate(log_weights)
     top = jnp.max(log_weights)
     valid = (top > -jnp.inf) & (top < jnp.inf)
-    weights = jnp.exp(log_weights - jnp.where(valid, top, 0.0))
+    weights, shift = _exp_shifted(log_weights)
     ancestors = scheme_fn(key, jnp.where(valid, weights, 1.0), num_samples)
     ancestors = jnp.where(valid, ancestors, -1)
+    total = jnp.sum(weights)
     info = ResampleInfo(
-        log_mean_weight=jax.nn.logsumexp(log_weights)
-        - math.log(log_weights.shape[0]),
-        ess=ess(log_weights),
+        log_mean_weight=shift + jnp.log(total) - math.log(log_weights.shape[0]),
+        ess=total**2 / jnp.sum(weights**2),
         valid=valid,
     )
     return ancestors, info
-
-
-def _take(tree: ArrayTree, ancestors: Array) -> ArrayTree:
-    """Gathers the leading axis of every leaf, keeping explicit shardings."""
-
-    def take(x):
-        axis = sharding.explicit_batch_axis(x)
-        return sharding.reshard_like(sharding.unshard(x)[ancestors], axis)
-
-    return jax.tree.map(take, tree)
 
 
 def resample_if(
@@ -832,7 +832,10 @@ def resample_if(
     def do_resample(operand):
         particles, log_weights = operand
         ancestors, _ = resample(key, log_weights, num_particles, scheme_fn)
-        return _take(particles, ancestors), jnp.zeros_like(log_weights)
+        gathered = jax.tree.map(
+            lambda x: sharding.gather_batch(x, ancestors), particles
+        )
+        return gathered, jnp.zeros_like(log_weights)
 
     particles, log_weights = jax.lax.cond(
         resampled, do_resample, lambda operand: operand, (particles, log_weights)
@@ -898,7 +901,11 @@ def island(
         )
     size = num_particles // num_islands
     blocks = log_weights.reshape(num_islands, size)
-    keys = jax.random.split(key, num_islands)
+    # On an explicit mesh the islands inherit the particles' sharding; the
+    # keys must be split the same way for vmap.
+    keys = sharding.reshard_like(
+        jax.random.split(key, num_islands), sharding.explicit_batch_axis(blocks)
+    )
 
     def one_island(key, block_log_weights):
         top = jnp.max(block_log_weights)

@@ -1,0 +1,203 @@
+"""Checkpointing: the one module that talks to orbax.
+
+A thin wrapper over orbax-checkpoint's stable ``CheckpointManager`` (the "v0"
+API; v1 is still experimental in 0.12.8, see STYLE.md F10), so that moving to
+another orbax API is a one-file change. Each checkpoint step holds two items:
+
+* ``state``: a pytree of arrays (NamedTuples, optax states and typed PRNG keys
+  included), saved with ``StandardSave``;
+* ``meta``: a small JSON dict (configuration, bookkeeping).
+
+Restoring always goes against an abstract target (``jax.eval_shape`` of a
+fresh state), which is what brings NamedTuples back as NamedTuples and typed
+keys back as typed keys; without a target orbax returns lists.
+
+Orbax writes a step into a temporary directory and renames it when complete,
+so an interrupted save is never listed as a step. Saves are synchronous by
+default, which keeps "resume from the latest checkpoint" exact and simple.
+
+Orbax logs about twenty INFO lines per save; importing this module installs a
+filter on the absl handler that drops orbax records below WARNING (call
+``set_orbax_info_logs(True)`` to see them again).
+
+Example:
+    >>> state = {"w": jnp.zeros(3), "key": jax.random.key(0)}
+    >>> with Checkpointer("/tmp/ckpt") as ckpt:  # doctest: +SKIP
+    ...     ckpt.save(1, state, meta={"note": "first"})
+    ...     target = jax.eval_shape(lambda: state)
+    ...     restored, meta = ckpt.restore(ckpt.latest_step(), target)
+"""
+
+from __future__ import annotations
+
+import logging as py_logging
+import os
+from typing import Any
+
+import orbax.checkpoint as ocp
+from absl import logging
+
+from jaxsampling.types import ArrayTree
+
+_STATE = "state"
+_META = "meta"
+
+
+class _DropOrbaxInfo(py_logging.Filter):
+    """Drops log records below WARNING that come from orbax source files."""
+
+    def filter(self, record: py_logging.LogRecord) -> bool:
+        return record.levelno >= py_logging.WARNING or "orbax" not in record.pathname
+
+
+_ORBAX_FILTER = _DropOrbaxInfo()
+
+
+def set_orbax_info_logs(enabled: bool) -> None:
+    """Shows (True) or hides (False, the default) orbax's INFO-level log lines."""
+    handler = logging.get_absl_handler()
+    if enabled:
+        handler.removeFilter(_ORBAX_FILTER)
+    elif _ORBAX_FILTER not in handler.filters:
+        handler.addFilter(_ORBAX_FILTER)
+
+
+set_orbax_info_logs(False)
+
+
+class Checkpointer:
+    """Saves and restores ``(state, meta)`` pairs by integer step.
+
+    Args:
+        directory: where the step directories live (created if missing).
+        max_to_keep: how many of the most recent steps to keep (None: all).
+        async_save: save in a background thread (call :meth:`wait` before
+            relying on the files). Off by default.
+
+    Example:
+        >>> ckpt = Checkpointer("/tmp/ckpt", max_to_keep=2)  # doctest: +SKIP
+        >>> ckpt.save(10, {"x": jnp.ones(2)})                # doctest: +SKIP
+        >>> ckpt.latest_step()                               # doctest: +SKIP
+        10
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        max_to_keep: int | None = 2,
+        *,
+        async_save: bool = False,
+    ):
+        self.directory = os.path.abspath(os.fspath(directory))
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep,
+            enable_async_checkpointing=async_save,
+            create=True,
+        )
+        self._manager = ocp.CheckpointManager(
+            self.directory, options=options, item_names=(_STATE, _META)
+        )
+
+    def save(
+        self, step: int, state: ArrayTree, *, meta: dict[str, Any] | None = None
+    ) -> None:
+        """Saves ``state`` (a pytree of arrays) and ``meta`` (a JSON dict) as ``step``.
+
+        Args:
+            step: the step number; must be larger than every saved step.
+            state: a pytree of arrays, typed PRNG keys allowed.
+            meta: a JSON-serialisable dict stored next to the state.
+
+        Raises:
+            ValueError: if ``step`` is not larger than the latest saved step.
+        """
+        latest = self._manager.latest_step()
+        if latest is not None and step <= latest:
+            raise ValueError(
+                f"checkpoint step {step} must exceed the latest saved step {latest}"
+            )
+        args = ocp.args.Composite(
+            **{
+                _STATE: ocp.args.StandardSave(state),
+                _META: ocp.args.JsonSave(dict(meta or {})),
+            }
+        )
+        self._manager.save(int(step), args=args, force=True)
+
+    def latest_step(self) -> int | None:
+        """Returns the most recent complete step, or None if there is none."""
+        return self._manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        """Returns the complete steps on disk, in increasing order."""
+        return sorted(self._manager.all_steps())
+
+    def restore(
+        self, step: int | None, abstract_state: ArrayTree
+    ) -> tuple[ArrayTree, dict[str, Any]]:
+        """Restores ``(state, meta)`` saved as ``step``.
+
+        Args:
+            step: the step to restore; None means the latest.
+            abstract_state: the target structure, typically
+                ``jax.eval_shape(init_fn, ...)``; its pytree structure (NamedTuples,
+                optax states), shapes, dtypes and shardings are used.
+
+        Returns:
+            ``(state, meta)``: the state with the structure of ``abstract_state``
+            and the meta dict (empty if none was saved).
+
+        Raises:
+            FileNotFoundError: if there is no such step.
+        """
+        step = self._existing_step(step)
+        args = ocp.args.Composite(
+            **{
+                _STATE: ocp.args.StandardRestore(abstract_state),
+                _META: ocp.args.JsonRestore(),
+            }
+        )
+        restored = self._manager.restore(step, args=args)
+        meta = restored[_META]
+        return restored[_STATE], dict(meta) if meta is not None else {}
+
+    def restore_meta(self, step: int | None) -> dict[str, Any]:
+        """Restores only the meta dict of ``step`` (None: the latest).
+
+        Cheap, and independent of the state's shapes: check it before
+        :meth:`restore` to reject a checkpoint from a different configuration.
+
+        Raises:
+            FileNotFoundError: if there is no such step.
+        """
+        step = self._existing_step(step)
+        restored = self._manager.restore(
+            step, args=ocp.args.Composite(**{_META: ocp.args.JsonRestore()})
+        )
+        meta = restored[_META]
+        return dict(meta) if meta is not None else {}
+
+    def _existing_step(self, step: int | None) -> int:
+        if step is None:
+            step = self.latest_step()
+        if step is None or step not in self._manager.all_steps():
+            raise FileNotFoundError(
+                f"no checkpoint step {step} in {self.directory}; "
+                f"available: {self.all_steps()}"
+            )
+        return int(step)
+
+    def wait(self) -> None:
+        """Blocks until any asynchronous save has finished."""
+        self._manager.wait_until_finished()
+
+    def close(self) -> None:
+        """Waits for pending saves and releases the manager."""
+        self._manager.wait_until_finished()
+        self._manager.close()
+
+    def __enter__(self) -> Checkpointer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
