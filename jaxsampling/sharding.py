@@ -19,8 +19,8 @@ Example:
   >>> from jaxsampling import sharding
   >>> mesh = sharding.batch_mesh()
   >>> x = sharding.shard_batch(jnp.zeros((8 * jax.device_count(), 3)), mesh)
-  >>> x.sharding.spec
-  PartitionSpec('batch',)
+  >>> x.sharding.spec[0]
+  'batch'
 """
 
 from __future__ import annotations

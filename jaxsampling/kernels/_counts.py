@@ -9,12 +9,13 @@ keep ``N C_i`` as an int32 part plus a float32 fraction:
   ``N C_i = J_i + phi_i``,  ``J_i`` an integer, ``0 <= phi_i < 1``.
 
 Each scaled weight ``a_i = N w_i / W`` is split into ``floor(a_i)`` (summed
-exactly in int32) and its fraction (summed in float32 within rows of 16, then
-recursively over the row totals, carrying whole parts into the integers at
-every level). No float32 sum exceeds 17, so the boundary error stays near
-``1e-5`` offspring even at ``M = 10**7``, whatever the weights. These blocked
-prefix sums are also ~10x faster than XLA's ``cumsum`` (a ``reduce_window``)
-on CPU.
+exactly, as integer-valued float32 below ``2**24`` and as int32 above) and its
+fraction (summed in float32 within rows of 16, then recursively over the row
+totals, carrying whole parts into the integers at every level). No float32
+fraction sum exceeds 17, so the boundary error stays near ``1e-5`` offspring
+even at ``M = 10**7``, whatever the weights. These blocked prefix sums (a
+16x16 matmul per row block) are also 5-10x faster than XLA's ``cumsum`` (a
+``reduce_window``) on CPU.
 
 All functions here are shape-static and jit/vmap friendly; they assume valid
 (finite, non-negative, not all zero) weights.
@@ -31,6 +32,8 @@ Array = jax.Array
 
 
 BLOCK = 16
+# Integer-valued float32 sums are exact below 2**24 whatever the order.
+_EXACT_INT_IN_FLOAT32 = 2**24
 
 
 def _rows(x: Array) -> Array:
@@ -41,30 +44,63 @@ def _rows(x: Array) -> Array:
 
 
 def _row_prefix(rows: Array) -> Array:
-    """Prefix sums along short rows, unrolled so XLA fuses them into one pass."""
+    """Prefix sums along rows of :data:`BLOCK` entries.
+
+    float32: one small matmul with an upper-triangular matrix of ones (full
+    float32 precision requested, so no TF32/bf16 passes on accelerators).
+    int32: an unrolled running sum.
+    """
+    if jnp.issubdtype(rows.dtype, jnp.floating):
+        ones = jnp.triu(jnp.ones((BLOCK, BLOCK), rows.dtype))
+        return jnp.dot(rows, ones, precision=jax.lax.Precision.HIGHEST)
     columns = [rows[:, 0]]
     for j in range(1, rows.shape[1]):
         columns.append(columns[-1] + rows[:, j])
     return jnp.stack(columns, axis=1)
 
 
-def cumsum(x: Array) -> Array:
-    """Inclusive prefix sum of a 1-D array, blockwise and recursive.
-
-    XLA lowers ``jnp.cumsum`` to a ``reduce_window`` that is 10x slower on
-    CPU; prefix sums inside rows of 16, then recursively over the row totals,
-    cost a few fused passes. Exact for integers (no overflow assumed).
-    """
+def _prefix(x: Array) -> Array:
+    """Inclusive prefix sum: rows of 16, then recursively the row totals."""
     length = x.shape[0]
-    if length <= BLOCK:
-        return _row_prefix(x[None, :])[0]
     local = _row_prefix(_rows(x))
+    if local.shape[0] == 1:
+        return local.reshape(-1)[:length]
     totals = local[:, -1]
-    offsets = cumsum(totals) - totals
+    offsets = _prefix(totals) - totals
     return (local + offsets[:, None]).reshape(-1)[:length]
 
 
-def scaled_weights(weights: Array, scale: int) -> Array:
+def cumsum(x: Array, total_bound: int | None = None) -> Array:
+    """Inclusive prefix sum of a 1-D array, blockwise and recursive.
+
+    XLA lowers ``jnp.cumsum`` to a ``reduce_window`` that is 5-10x slower on
+    CPU; prefix sums inside rows of 16 (a 16x16 matmul), then recursively
+    over the row totals, cost a few passes.
+
+    Args:
+      x: 1-D float32 or int32 array (integers non-negative).
+      total_bound: for integers, a static bound on ``sum(x)``. Below ``2**24``
+        the integers are summed exactly in float32 (the fast matmul path).
+
+    Returns:
+      The prefix sums, same dtype as ``x``; exact for integers.
+    """
+    if jnp.issubdtype(x.dtype, jnp.integer):
+        if total_bound is not None and total_bound < _EXACT_INT_IN_FLOAT32:
+            return _prefix(x.astype(jnp.float32)).astype(x.dtype)
+    return _prefix(x)
+
+
+def uniforms(key: jax.Array, num: int) -> Array:
+    """``num`` float32 uniforms on [0, 1).
+
+    Drawn at an even length and sliced: threefry on CPU is ~5x slower for
+    odd lengths.
+    """
+    return jax.random.uniform(key, (num + num % 2,), dtype=jnp.float32)[:num]
+
+
+def scaled_weights(weights: Array, scale: Array | int) -> Array:
     """``scale * w_i / sum(w)`` in float32, normalising by the maximum first.
 
     Dividing by the maximum weight first keeps the sum in ``[1, M]`` so that
@@ -72,52 +108,56 @@ def scaled_weights(weights: Array, scale: int) -> Array:
     """
     w = weights.astype(jnp.float32)
     w = w / jnp.max(w)
-    return w * (jnp.float32(scale) / jnp.sum(w))
+    return w * (jnp.asarray(scale, jnp.float32) / jnp.sum(w))
 
 
-def cumulative_counts(scaled: Array) -> tuple[Array, Array]:
+def cumulative_counts(scaled: Array, total: int) -> tuple[Array, Array]:
     """Splits the prefix sums of ``scaled`` into ``(J, phi)``.
 
     Args:
-      scaled: float32[M] non-negative scaled weights (see :func:`scaled_weights`).
+      scaled: float32[M] non-negative scaled weights summing to about
+        ``total`` (see :func:`scaled_weights`).
+      total: the static scale ``N``.
 
     Returns:
       ``J`` int32[M] and ``phi`` float32[M] in [0, 1) with
       ``J_i + phi_i = scaled_0 + ... + scaled_i`` to about 1e-5 absolute.
     """
     whole = jnp.floor(scaled)
-    return _split_cumsum(whole.astype(jnp.int32), scaled - whole)
+    # Whole parts sum to at most ``total`` (+1 for rounding): exact in float32
+    # below 2**24, else carried in int32.
+    exact_in_float = total + 1 < _EXACT_INT_IN_FLOAT32
+    whole = whole if exact_in_float else whole.astype(jnp.int32)
+    whole_sum, frac = _split_prefix(whole, scaled - jnp.floor(scaled))
+    return whole_sum.astype(jnp.int32), frac
 
 
-def _split_cumsum(whole: Array, frac: Array) -> tuple[Array, Array]:
-    """Prefix sums of ``whole + frac`` kept as (int32, float32 in [0, 1)).
+def _split_prefix(whole: Array, frac: Array) -> tuple[Array, Array]:
+    """Prefix sums of ``whole + frac`` kept as (whole, fraction in [0, 1)).
 
     Same recursion as :func:`cumsum`; at every level the whole part of each
-    row's fraction total is carried into the integers, so no float32 sum
-    ever exceeds ``BLOCK + 1`` and the error stays ~1e-6 per level.
+    row's fraction total is carried into the whole parts, so no float32
+    fraction sum ever exceeds ``BLOCK + 1`` and the error stays ~1e-6 per
+    level.
     """
     length = whole.shape[0]
-    if length <= BLOCK:
-        whole_rows, frac_rows = whole[None, :], frac[None, :]
-    else:
-        whole_rows, frac_rows = _rows(whole), _rows(frac)
-    local_whole = _row_prefix(whole_rows)
-    local_frac = _row_prefix(frac_rows)
-    if length > BLOCK:
+    local_whole = _row_prefix(_rows(whole))
+    local_frac = _row_prefix(_rows(frac))
+    if local_whole.shape[0] > 1:
         frac_total = local_frac[:, -1]
         carried = jnp.floor(frac_total)
-        whole_total = local_whole[:, -1] + carried.astype(jnp.int32)
+        whole_total = local_whole[:, -1] + carried.astype(whole.dtype)
         frac_total = frac_total - carried
-        whole_before, frac_before = _split_cumsum(whole_total, frac_total)
+        whole_before, frac_before = _split_prefix(whole_total, frac_total)
         local_whole = local_whole + (whole_before - whole_total)[:, None]
         local_frac = local_frac + (frac_before - frac_total)[:, None]
     carried = jnp.floor(local_frac)
-    whole_out = local_whole + carried.astype(jnp.int32)
+    whole_out = local_whole + carried.astype(whole.dtype)
     frac_out = local_frac - carried
     return whole_out.reshape(-1)[:length], frac_out.reshape(-1)[:length]
 
 
-def close_at(whole: Array, phi: Array, total: int) -> tuple[Array, Array]:
+def close_at(whole: Array, phi: Array, total: Array | int) -> tuple[Array, Array]:
     """Pins the last boundary at exactly ``total`` and clips the others.
 
     The float32 rounding of the normalising constant can leave the last
@@ -147,42 +187,81 @@ def ancestors_from_boundaries(boundaries: Array, num_samples: int) -> Array:
     markers = jnp.zeros(num_samples + 1, jnp.int32).at[boundaries].add(
         1, mode="promise_in_bounds"
     )
-    return cumsum(markers)[:num_samples]
+    return cumsum(markers, total_bound=boundaries.shape[0])[:num_samples]
 
 
-def first_boundary_per_unit(whole: Array, num_units: int) -> Array:
-    """``A_j = #{i : J_i < j}`` for ``j = 0..num_units`` (int32[num_units + 1]).
+def sorted_points(
+    key: jax.Array, num_points: Array | int, max_points: int
+) -> tuple[Array, Array]:
+    """``num_points`` sorted i.i.d. uniform points on ``[0, num_points)``.
 
-    Particles whose boundary falls in the unit interval ``[j, j + 1)`` are
-    exactly ``A_j <= i < A_{j+1}``.
-    """
-    markers = jnp.zeros(num_units + 1, jnp.int32).at[whole].add(
-        1, mode="promise_in_bounds"
-    )
-    return jnp.concatenate([jnp.zeros(1, jnp.int32), cumsum(markers)[:num_units]])
-
-
-def locate(phi: Array, unit_start: Array, units: Array, offsets: Array) -> Array:
-    """Index of the first particle whose boundary exceeds ``units + offsets``.
-
-    That particle's interval ``[J_{i-1} + phi_{i-1}, J_i + phi_i)`` contains
-    the point. Only boundaries inside the point's unit interval are searched
-    (by bisection on ``phi``), so the loop runs ``log2`` of the largest number
-    of boundaries sharing one unit: one or two rounds unless many weights are
-    far below ``1 / N``.
+    Exponential spacings: with ``E_1 .. E_{D+1}`` i.i.d. Exp(1) and partial
+    sums ``S_k``, ``(D S_1 / S_{D+1}, ..., D S_D / S_{D+1})`` are the order
+    statistics of D uniforms on [0, D). ``S_k`` is kept as (whole, fraction)
+    and rescaled by adding ``S_k (D / S_{D+1} - 1)``, a number of order
+    ``sqrt(D)``, so each point is exact to ~1e-4 even at ``D = 10**7``.
+    Exp(1) draws are ``-log1p(-u)``: a float32 ``u = 0`` gives 0, never inf.
 
     Args:
-      phi: boundary fractions from :func:`cumulative_counts`, closed by
-        :func:`close_at` (so every point below the total is covered).
-      unit_start: from :func:`first_boundary_per_unit`.
-      units: int32[K] the points' whole parts, in ``[0, total)``.
-      offsets: float32[K] the points' fractions, in ``[0, 1)``.
+      key: a PRNG key.
+      num_points: D, a (possibly traced) int with ``1 <= D <= max_points``.
+      max_points: static size of the outputs.
 
     Returns:
-      int32[K] particle indices.
+      ``(units, offsets)``: int32[max_points] and float32[max_points]; point
+      ``k < D`` is ``units[k] + offsets[k]``, sorted; entries ``k >= D`` have
+      ``units = max_points`` (past every boundary) and offset 0.
     """
-    lo = unit_start[units]
-    hi = unit_start[units + 1]
+    spacings = -jnp.log1p(-uniforms(key, max_points + 1))
+    index = jnp.arange(max_points + 1)
+    spacings = jnp.where(index <= num_points, spacings, 0.0)
+    # Sums of Exp(1) stay below 2 * (max_points + 1) with overwhelming odds.
+    whole, frac = cumulative_counts(spacings, 2 * (max_points + 1))
+    total = whole[num_points].astype(jnp.float32) + frac[num_points]
+    gap = (num_points - whole[num_points]).astype(jnp.float32) - frac[num_points]
+    correction = (whole[:-1].astype(jnp.float32) + frac[:-1]) * (gap / total)
+    shifted = frac[:-1] + correction
+    carried = jnp.floor(shifted)
+    units = whole[:-1] + carried.astype(jnp.int32)
+    offsets = shifted - carried
+    live = index[:-1] < num_points
+    # Rounding may put the last point at D itself: keep it just below.
+    past_end = units >= num_points
+    offsets = jnp.where(past_end, jnp.float32(1.0 - 2.0**-24), offsets)
+    units = jnp.where(past_end, num_points - 1, units)
+    return (
+        jnp.where(live, units, max_points).astype(jnp.int32),
+        jnp.where(live, offsets, 0.0),
+    )
+
+
+def count_below(
+    whole: Array, phi: Array, units: Array, offsets: Array, max_units: int
+) -> Array:
+    """``K_i = #{points below boundary i}`` for sorted points and boundaries.
+
+    ``K_i = P_{J_i} + #{k in unit J_i : offset_k < phi_i}`` with ``P_j`` the
+    number of points in units below ``j`` (one histogram, one prefix sum).
+    Inside a unit the offsets are sorted and few (Poisson(1)-like counts), so
+    bisection takes about ``log2(max points per unit)`` ~ 4 vectorised rounds
+    whatever the weights.
+
+    Args:
+      whole, phi: boundaries, with ``whole`` in ``[0, max_units]``.
+      units, offsets: sorted points from :func:`sorted_points`.
+      max_units: static bound on ``units`` and ``whole``.
+
+    Returns:
+      int32[M] non-decreasing counts.
+    """
+    histogram = jnp.zeros(max_units + 1, jnp.int32).at[units].add(
+        1, mode="promise_in_bounds"
+    )
+    start = jnp.concatenate(
+        [jnp.zeros(1, jnp.int32), cumsum(histogram, total_bound=units.shape[0])]
+    )
+    lo = start[whole]
+    hi = start[whole + 1]
 
     def not_done(state):
         lo, hi = state
@@ -192,10 +271,8 @@ def locate(phi: Array, unit_start: Array, units: Array, offsets: Array) -> Array
         lo, hi = state
         active = lo < hi
         mid = (lo + hi) // 2
-        right = phi[jnp.minimum(mid, phi.shape[0] - 1)] <= offsets
-        lo = jnp.where(active & right, mid + 1, lo)
-        hi = jnp.where(active & ~right, mid, hi)
-        return lo, hi
+        below = offsets[jnp.minimum(mid, offsets.shape[0] - 1)] < phi
+        return jnp.where(active & below, mid + 1, lo), jnp.where(active & ~below, mid, hi)
 
     lo, _ = jax.lax.while_loop(not_done, bisect, (lo, hi))
     return lo

@@ -197,10 +197,17 @@ def _apply(
 # ----------------------------------------------------------------------------
 
 
-def _boundaries(weights: Array, num_samples: int) -> tuple[Array, Array]:
-    """``N C_i = J_i + phi_i``, last boundary pinned at N."""
-    scaled = _counts.scaled_weights(weights, num_samples)
-    return _counts.close_at(*_counts.cumulative_counts(scaled), num_samples)
+def _boundaries(
+    weights: Array, scale: Array | int, bound: int | None = None
+) -> tuple[Array, Array]:
+    """``scale * C_i = J_i + phi_i``, last boundary pinned at ``scale``.
+
+    ``scale`` may be traced (a random number of draws); ``bound`` is then a
+    static upper bound for it.
+    """
+    scaled = _counts.scaled_weights(weights, scale)
+    bound = scale if bound is None else bound
+    return _counts.close_at(*_counts.cumulative_counts(scaled, bound), scale)
 
 
 def _sorted_from_uniforms(
@@ -221,35 +228,35 @@ def _sorted_from_uniforms(
 # ----------------------------------------------------------------------------
 
 
-def _multinomial(key: PRNGKey, weights: Array, num_samples: int) -> Array:
-    whole, phi = _boundaries(weights, num_samples)
-    return _draws(key, whole, phi, num_samples, num_samples)
-
-
-def _draws(
-    key: PRNGKey, whole: Array, phi: Array, total: int, num_draws: int
+def _sorted_draws(
+    key: PRNGKey, weights: Array, num_draws: Array | int, max_draws: int
 ) -> Array:
-    """``num_draws`` i.i.d. draws from boundaries scaled to ``total``.
+    """The sorted multiset of ``num_draws`` i.i.d. draws from ``weights``.
 
-    Each draw is the point ``j + U`` with ``j`` uniform on ``{0..total-1}``
-    and ``U`` uniform on [0, 1): a uniform on ``[0, total)`` that no float32
-    rounding can push to an endpoint, and no ``-log(u)`` can overflow.
+    Sorted uniform points (exponential spacings) are counted below every
+    boundary, ``K_i = #{k : u_k < D C_i}``, and expanded into indices: the
+    offspring counts ``K_i - K_{i-1}`` are Multinomial(D, w) exactly.
+    ``num_draws`` may be traced; positions ``>= num_draws`` hold M.
     """
-    key_units, key_offsets = jax.random.split(key)
-    units = jax.random.randint(key_units, (num_draws,), 0, total, dtype=jnp.int32)
-    offsets = jax.random.uniform(key_offsets, (num_draws,), dtype=jnp.float32)
-    unit_start = _counts.first_boundary_per_unit(whole, total)
-    return _counts.locate(phi, unit_start, units, offsets)
+    whole, phi = _boundaries(weights, num_draws, max_draws)
+    units, offsets = _counts.sorted_points(key, num_draws, max_draws)
+    before = _counts.count_below(whole, phi, units, offsets, max_draws)
+    return _counts.ancestors_from_boundaries(before, max_draws)
+
+
+def _multinomial(key: PRNGKey, weights: Array, num_samples: int) -> Array:
+    return _sorted_draws(key, weights, num_samples, num_samples)
 
 
 def multinomial(key: PRNGKey, weights: ArrayLike, num_samples: int) -> Array:
     """Multinomial resampling: ``num_samples`` i.i.d. draws from ``weights``.
 
-    ``P(ancestor[k] = i) = w_i / sum(w)`` independently for each ``k``, so the
-    offspring counts are Multinomial(N, w): ``Var N_i = N w_i (1 - w_i)``.
-    A draw is the point ``j + U`` (``j`` a uniform integer below N, ``U``
-    uniform) located among the boundaries ``N C_i``; bisection runs only
-    among boundaries in the draw's unit interval. O(M + N) expected.
+    The offspring counts are Multinomial(N, w), ``Var N_i = N w_i (1 - w_i)``;
+    the draws are returned sorted (the order statistics of N i.i.d. draws).
+    Sorted uniforms come from exponential spacings, held in count space as
+    (int32, float32 fraction) so none is lost to rounding, and are counted
+    below each boundary ``N C_i``; bisection runs only among the few points
+    that share a unit interval. O(M + N).
 
     Args:
       key: a PRNG key.
@@ -257,7 +264,7 @@ def multinomial(key: PRNGKey, weights: ArrayLike, num_samples: int) -> Array:
       num_samples: N, a Python int.
 
     Returns:
-      int32[N] ancestor indices, i.i.d. (not sorted).
+      int32[N] sorted ancestor indices.
 
     Raises:
       ValueError: bad shape/dtype; with concrete weights, negative, NaN, inf
@@ -266,16 +273,16 @@ def multinomial(key: PRNGKey, weights: ArrayLike, num_samples: int) -> Array:
     Example:
       >>> import jax, jax.numpy as jnp
       >>> from jaxsampling.kernels import resampling
-      >>> a = resampling.multinomial(jax.random.key(1), jnp.array([0., 1., 0.]), 4)
-      >>> a.tolist()
-      [1, 1, 1, 1]
+      >>> w = jnp.array([0., 1., 0., 3.])
+      >>> resampling.multinomial(jax.random.key(1), w, 6).tolist()
+      [1, 1, 1, 3, 3, 3]
     """
     return _apply(_multinomial, key, weights, num_samples)
 
 
 def _stratified(key: PRNGKey, weights: Array, num_samples: int) -> Array:
     whole, phi = _boundaries(weights, num_samples)
-    uniforms = jax.random.uniform(key, (num_samples,), dtype=jnp.float32)
+    uniforms = _counts.uniforms(key, num_samples)
     at_boundary = uniforms[jnp.minimum(whole, num_samples - 1)]
     return _sorted_from_uniforms(whole, phi, at_boundary, num_samples)
 
@@ -349,13 +356,15 @@ def systematic(key: PRNGKey, weights: ArrayLike, num_samples: int) -> Array:
 def _residual(key: PRNGKey, weights: Array, num_samples: int) -> Array:
     scaled = _counts.scaled_weights(weights, num_samples)
     copies = jnp.floor(scaled)
-    kept_before = jnp.minimum(_counts.cumsum(copies.astype(jnp.int32)), num_samples)
+    kept_before = jnp.minimum(
+        _counts.cumsum(copies.astype(jnp.int32), num_samples + 1), num_samples
+    )
     kept = _counts.ancestors_from_boundaries(kept_before, num_samples)
     num_kept = kept_before[-1]
 
     remainder = scaled - copies
     remainder = jnp.where(jnp.any(remainder > 0), remainder, 1.0)
-    drawn = _multinomial(key, remainder, num_samples)
+    drawn = _sorted_draws(key, remainder, num_samples - num_kept, num_samples)
     position = jnp.arange(num_samples, dtype=jnp.int32)
     from_drawn = drawn[jnp.clip(position - num_kept, 0, num_samples - 1)]
     return jnp.where(position < num_kept, kept, from_drawn)
@@ -375,7 +384,7 @@ def residual(key: PRNGKey, weights: ArrayLike, num_samples: int) -> Array:
       num_samples: N, a Python int.
 
     Returns:
-      int32[N]: the copies in sorted order, then the R i.i.d. draws.
+      int32[N]: the copies, then the R draws, each part sorted.
 
     Raises:
       ValueError: as :func:`multinomial`.
@@ -407,7 +416,7 @@ def _pivotal_extras(key: PRNGKey, fractions: Array) -> Array:
     width = 1 << max(0, (length - 1).bit_length())
     values = jnp.pad(fractions, (0, width - length))
     carriers = jnp.arange(width, dtype=jnp.int32)
-    uniforms = jax.random.uniform(key, (max(width - 1, 1),), dtype=jnp.float32)
+    uniforms = _counts.uniforms(key, max(width - 1, 1))
     sink = jnp.int32(width)
     extras = []
     used = 0
@@ -439,7 +448,7 @@ def _ssp(key: PRNGKey, weights: Array, num_samples: int) -> Array:
     scaled = _counts.scaled_weights(weights, num_samples)
     copies = jnp.floor(scaled)
     offspring = copies.astype(jnp.int32) + _pivotal_extras(key, scaled - copies)
-    before = jnp.clip(_counts.cumsum(offspring), 0, num_samples)
+    before = jnp.clip(_counts.cumsum(offspring, num_samples + 2), 0, num_samples)
     return _counts.ancestors_from_boundaries(before.at[-1].set(num_samples), num_samples)
 
 
@@ -477,16 +486,20 @@ def ssp(key: PRNGKey, weights: ArrayLike, num_samples: int) -> Array:
 
 def _killing(key: PRNGKey, weights: Array, num_samples: int) -> Array:
     key_keep, key_draw = jax.random.split(key)
-    keep = jax.random.uniform(key_keep, weights.shape) < weights / jnp.max(weights)
-    replacement = _multinomial(key_draw, weights, num_samples)
-    return jnp.where(keep, jnp.arange(num_samples, dtype=jnp.int32), replacement)
+    keep = _counts.uniforms(key_keep, num_samples) < weights / jnp.max(weights)
+    killed = (~keep).astype(jnp.int32)
+    num_killed = jnp.sum(killed)
+    replacements = _sorted_draws(key_draw, weights, num_killed, num_samples)
+    rank = _counts.cumsum(killed, num_samples) - killed
+    return jnp.where(keep, jnp.arange(num_samples, dtype=jnp.int32), replacements[rank])
 
 
 def killing(key: PRNGKey, weights: ArrayLike, num_samples: int) -> Array:
     """Killing resampling: keep or replace each particle in place.
 
     Particle ``i`` survives (``ancestor[i] = i``) with probability
-    ``w_i / max_j w_j``; each killed slot gets an i.i.d. multinomial draw.
+    ``w_i / max_j w_j``; the killed slots get, in order, the sorted multiset
+    of as many i.i.d. multinomial draws.
     ``E[N_i] = w_i / w_max + (N - 1 / w_max) w_i = N w_i`` for normalised w.
     Needs ``num_samples == M``.
 
@@ -517,7 +530,10 @@ def killing(key: PRNGKey, weights: ArrayLike, num_samples: int) -> Array:
 
 
 def _conditional_multinomial(key: PRNGKey, weights: Array, num_samples: int) -> Array:
-    return _multinomial(key, weights, num_samples).at[0].set(0)
+    if num_samples == 1:
+        return jnp.zeros(1, jnp.int32)
+    others = _sorted_draws(key, weights, num_samples - 1, num_samples)
+    return jnp.concatenate([jnp.zeros(1, jnp.int32), others[:-1]])
 
 
 def conditional_multinomial(
@@ -526,7 +542,8 @@ def conditional_multinomial(
     """Multinomial resampling conditional on particle 0 being its own ancestor.
 
     For particle Gibbs: ``ancestor[0] = 0`` (the reference trajectory) and
-    the other N - 1 ancestors are i.i.d. draws from ``weights``.
+    the other N - 1 ancestors are i.i.d. draws from ``weights``, returned
+    sorted (permute them if positions must be exchangeable).
 
     Args:
       key: a PRNG key.
@@ -707,7 +724,7 @@ def normalize(log_weights: ArrayLike) -> tuple[Array, Array]:
       >>> import jax.numpy as jnp
       >>> from jaxsampling.kernels import resampling
       >>> w, lm = resampling.normalize(jnp.log(jnp.array([1., 3.])))
-      >>> w.tolist(), round(float(lm), 4)
+      >>> w.round(4).tolist(), round(float(lm), 4)
       ([0.25, 0.75], 0.6931)
     """
     log_weights = _check_log_weights(log_weights)

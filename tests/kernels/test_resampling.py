@@ -121,17 +121,16 @@ def _residual_law(weights, num_samples):
 
 
 def _killing_law(weights):
-    """{ancestor tuple: prob}; slots are independent."""
+    """{count vector: prob}: slot i keeps itself w.p. w_i / max w, else draws."""
     w = np.asarray(weights, np.float64) / np.sum(weights)
     keep = w / w.max()
-    law = {}
+    law = Counter()
     for anc in itertools.product(range(len(w)), repeat=len(w)):
         p = 1.0
         for i, a in enumerate(anc):
             p *= (1 - keep[i]) * w[a] + (keep[i] if a == i else 0.0)
-        if p > 0:
-            law[anc] = p
-    return law
+        law[tuple(np.bincount(anc, minlength=len(w)))] += p
+    return {c: p for c, p in law.items() if p > 0}
 
 
 def test_multinomial_exact_law():
@@ -156,7 +155,10 @@ def test_residual_exact_law():
 
 def test_killing_exact_law():
     anc = _batched("killing", W3, 3)
-    _assert_law(map(tuple, anc), _killing_law(W3))
+    keep = W3 / W3.max()
+    # The heaviest particle always survives in place.
+    assert np.all(anc[:, np.argmax(keep)] == np.argmax(keep))
+    _assert_law(map(tuple, _counts(anc, 3)), _killing_law(W3))
 
 
 def test_ssp_exact_law_two_particles():
