@@ -155,7 +155,14 @@ def _time_case(
     for impl_name, (kind, fn, args) in impls.items():
         np.random.seed(SEED)  # particles draws from the global numpy RNG.
         timer = timing.time_jax if kind == "jax" else timing.time_python
-        result = timer(fn, args, repeats=repeats, check=check)
+        try:
+            result = timer(fn, args, repeats=repeats, check=check)
+        except Exception as err:  # An anchor's own failure is a result; ours is not.
+            if impl_name == OURS:
+                raise
+            results[impl_name] = {"error": f"{type(err).__name__}: {err}"}
+            print(f"    {impl_name:12s} FAILED: {err}", flush=True)
+            continue
         results[impl_name] = result.to_json()
         print(
             f"    {impl_name:12s} median {result.median_s * 1e3:9.3f} ms"
@@ -168,7 +175,7 @@ def _time_case(
         ratios = {
             anchor: results[anchor]["median_s"] / ours_median
             for anchor in ANCHORS
-            if anchor in results
+            if "median_s" in results.get(anchor, {})
         }
     return {
         "name": name,

@@ -30,6 +30,15 @@ def _ms(seconds: float | None) -> str:
     return f"{ms:.3g}" if ms < 100 else f"{ms:.0f}"
 
 
+def _time(impl: dict[str, Any] | None, field: str) -> str:
+    """A time in ms, "failed" for an implementation that raised, "-" if absent."""
+    if impl is None:
+        return "-"
+    if "error" in impl:
+        return "failed"
+    return _ms(impl.get(field))
+
+
 def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
@@ -59,13 +68,17 @@ def suite_table(report: dict[str, Any]) -> str:
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
     ]
+    failures: list[str] = []
     for case in cases:
         impls = case["implementations"]
         row = [case["name"]]
-        row += [_ms(impls.get(n, {}).get("median_s")) for n in names]
+        row += [_time(impls.get(n), "median_s") for n in names]
         row += [_ratio(case["ratios"].get(a)) for a in anchors]
-        row += [_ms(impls.get(n, {}).get("compile_s")) for n in names]
+        row += [_time(impls.get(n), "compile_s") for n in names]
         lines.append("| " + " | ".join(row) + " |")
+        for n in names:
+            if "error" in impls.get(n, {}):
+                failures.append(f"{case['name']}, {n}: {impls[n]['error']}")
 
     versions = report["versions"]
     machine = report["machine"]
@@ -78,7 +91,9 @@ def suite_table(report: dict[str, Any]) -> str:
         "(> 1: jaxsampling faster)."
     )
     notes = "".join(f"\n\nNote: {n}" for n in report.get("notes", []))
-    return f"{title}\n\n{about}{notes}\n\n" + "\n".join(lines)
+    failed = "".join(f"\n- {f}" for f in failures)
+    failed = f"\n\nAnchor failures (the anchor raised on this workload):{failed}" if failed else ""
+    return f"{title}\n\n{about}{notes}\n\n" + "\n".join(lines) + failed
 
 
 def main(argv: list[str] | None = None) -> int:
