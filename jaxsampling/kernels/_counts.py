@@ -184,6 +184,7 @@ def ancestors_from_boundaries(boundaries: Array, num_samples: int) -> Array:
       ``K_i - K_{i-1}`` times. Positions at or beyond ``K_{M-1}`` get ``M``.
       O(M + N): one scatter-add and one prefix sum, no search.
     """
+    boundaries = jnp.clip(boundaries, 0, num_samples)
     markers = jnp.zeros(num_samples + 1, jnp.int32).at[boundaries].add(
         1, mode="promise_in_bounds"
     )
@@ -229,15 +230,8 @@ def sorted_points(
     past_end = units >= num_points
     offsets = jnp.where(past_end, jnp.float32(1.0 - 2.0**-24), offsets)
     units = jnp.where(past_end, num_points - 1, units)
-    return (
-        jnp.where(live, units, max_points).astype(jnp.int32),
-        jnp.where(live, offsets, 0.0),
-    )
-
-
-# Points per unit are Poisson(1)-like: more than 12 in one unit has odds
-# below 1e-9 per unit, so the unrolled scan almost always finishes the count.
-_UNROLL = 12
+    units = jnp.where(live, jnp.clip(units, 0, max_points), max_points)
+    return units.astype(jnp.int32), jnp.where(live, offsets, 0.0)
 
 
 def count_below(
@@ -247,9 +241,9 @@ def count_below(
 
     ``K_i = P_{J_i} + #{k in unit J_i : offset_k < phi_i}`` with ``P_j`` the
     number of points in units below ``j`` (one histogram, one prefix sum).
-    The few points of a unit (Poisson(1)-like counts) are compared in one
-    fused pass of :data:`_UNROLL` gathers; a unit with more points (odds
-    below 1e-9 each) is finished by bisection on its sorted offsets.
+    Inside a unit the offsets are sorted and few (Poisson(1)-like counts), so
+    bisection takes ``ceil(log2(1 + max points per unit))`` vectorised
+    rounds, about 4 whatever the weights.
 
     Args:
       whole, phi: boundaries, with ``whole`` in ``[0, max_units]``.
@@ -265,29 +259,23 @@ def count_below(
     start = jnp.concatenate(
         [jnp.zeros(1, jnp.int32), cumsum(histogram, total_bound=units.shape[0])]
     )
+    # Materialise what the loop reads, so XLA does not recompute it per round.
+    whole, phi, offsets, start = jax.lax.optimization_barrier(
+        (whole, phi, offsets, start)
+    )
     lo = start[whole]
     hi = start[whole + 1]
+    crowd = jnp.max(histogram[:max_units])
+    rounds = jnp.ceil(jnp.log2(crowd.astype(jnp.float32) + 1.0)).astype(jnp.int32)
     last = offsets.shape[0] - 1
-    below = jnp.zeros_like(lo)
-    for r in range(_UNROLL):
-        hit = (lo + r < hi) & (offsets[jnp.minimum(lo + r, last)] < phi)
-        below = below + hit.astype(jnp.int32)
-    crowded = (below == _UNROLL) & (hi - lo > _UNROLL)
 
-    def not_done(state):
-        lo, hi = state
-        return jnp.any(lo < hi)
-
-    def bisect(state):
+    def bisect(_, state):
         lo, hi = state
         active = lo < hi
         mid = (lo + hi) // 2
-        less = offsets[jnp.minimum(mid, last)] < phi
+        probe = offsets.at[jnp.minimum(mid, last)].get(mode="promise_in_bounds")
+        less = probe < phi
         return jnp.where(active & less, mid + 1, lo), jnp.where(active & ~less, mid, hi)
 
-    rest_lo, _ = jax.lax.while_loop(
-        not_done,
-        bisect,
-        (jnp.where(crowded, lo + _UNROLL, 0), jnp.where(crowded, hi, 0)),
-    )
-    return jnp.where(crowded, rest_lo, lo + below)
+    lo, _ = jax.lax.fori_loop(0, rounds, bisect, (lo, hi))
+    return lo

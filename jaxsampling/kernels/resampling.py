@@ -161,8 +161,9 @@ def _check_weights(weights: ArrayLike, name: str = "weights") -> Array:
 
 
 def _valid_weights(weights: Array) -> Array:
-    finite = jnp.all(jnp.isfinite(weights) & (weights >= 0))
-    return finite & (jnp.max(jnp.where(finite, weights, 0.0)) > 0)
+    """Finite, non-negative, not all zero. NaN poisons the max; +inf tops it."""
+    top = jnp.max(weights)
+    return (top > 0) & (top < jnp.inf) & jnp.all(weights >= 0)
 
 
 def _apply(
@@ -187,7 +188,9 @@ def _apply(
     valid = _valid_weights(weights)
     if conditional:
         valid &= weights[0] > 0
-    ancestors = impl(key, jnp.where(valid, weights, 1.0), num_samples)
+    # Invalid weights still run through the scheme (every index it scatters
+    # or gathers is clipped into range), and the result is then masked.
+    ancestors = impl(key, weights, num_samples)
     ancestors = jnp.where(valid, ancestors, -1).astype(jnp.int32)
     return sharding.reshard_like(ancestors, axis)
 
