@@ -13,6 +13,8 @@ import sys
 from typing import Any
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
+README = RESULTS_DIR.parent.parent / "README.md"
+BEGIN, END = "<!-- BENCHMARK TABLE -->", "<!-- /BENCHMARK TABLE -->"
 OURS = "jaxsampling"
 
 
@@ -102,13 +104,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="tabulate the *.quick.json smoke results"
     )
+    parser.add_argument(
+        "--write-readme",
+        action="store_true",
+        help=f"replace the README's text between {BEGIN} and {END} with the tables",
+    )
     args = parser.parse_args(argv)
     files = result_files(args.quick)
     if not files:
         print(f"no results in {RESULTS_DIR}", file=sys.stderr)
         return 1
-    tables = [suite_table(json.loads(f.read_text())) for f in files]
-    print("\n\n".join(tables))
+    tables = "\n\n".join(suite_table(json.loads(f.read_text())) for f in files)
+    if args.write_readme:
+        text = README.read_text()
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        README.write_text(f"{head}{BEGIN}\n{tables}\n{END}{tail}")
+    else:
+        print(tables)
     return 0
 
 
