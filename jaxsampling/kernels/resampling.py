@@ -261,6 +261,10 @@ def multinomial(key: PRNGKey, weights: ArrayLike, num_samples: int) -> Array:
     below each boundary ``N C_i``; bisection runs only among the few points
     that share a unit interval. O(M + N).
 
+    Collectives: with weights sharded on an explicit mesh axis, one
+    all-gather of the M weights (the prefix sum needs the whole axis); the
+    ancestors come back sharded like the weights.
+
     Args:
       key: a PRNG key.
       weights: float[M] non-negative, unnormalised weights.
@@ -299,6 +303,10 @@ def stratified(key: PRNGKey, weights: ArrayLike, num_samples: int) -> Array:
     ``N C_i = J_i + phi_i``, then expanded into sorted indices by one
     scatter-add and one prefix sum. O(M + N).
 
+    Collectives: with weights sharded on an explicit mesh axis, one
+    all-gather of the M weights (the prefix sum needs the whole axis); the
+    ancestors come back sharded like the weights.
+
     Args:
       key: a PRNG key.
       weights: float[M] non-negative, unnormalised weights.
@@ -335,6 +343,10 @@ def systematic(key: PRNGKey, weights: ArrayLike, num_samples: int) -> Array:
 
     Beware periodic weight patterns: the variance of systematic resampling
     need not shrink with N there; permute the particles first if in doubt.
+
+    Collectives: with weights sharded on an explicit mesh axis, one
+    all-gather of the M weights (the prefix sum needs the whole axis); the
+    ancestors come back sharded like the weights.
 
     Args:
       key: a PRNG key.
@@ -380,6 +392,10 @@ def residual(key: PRNGKey, weights: ArrayLike, num_samples: int) -> Array:
     ``R = N - sum_i floor(N w_i)`` ancestors are i.i.d. draws with
     probabilities proportional to the fractional parts ``N w_i - floor(N w_i)``.
     ``floor(N w_i)`` is taken from the exact int32 split of ``N w_i``.
+
+    Collectives: with weights sharded on an explicit mesh axis, one
+    all-gather of the M weights (the prefix sum needs the whole axis); the
+    ancestors come back sharded like the weights.
 
     Args:
       key: a PRNG key.
@@ -467,6 +483,10 @@ def ssp(key: PRNGKey, weights: ArrayLike, num_samples: int) -> Array:
     keeps both properties and needs ``log2 M`` vectorised rounds instead of
     ``M`` sequential steps.
 
+    Collectives: with weights sharded on an explicit mesh axis, one
+    all-gather of the M weights (the prefix sum needs the whole axis); the
+    ancestors come back sharded like the weights.
+
     Args:
       key: a PRNG key.
       weights: float[M] non-negative, unnormalised weights.
@@ -505,6 +525,10 @@ def killing(key: PRNGKey, weights: ArrayLike, num_samples: int) -> Array:
     of as many i.i.d. multinomial draws.
     ``E[N_i] = w_i / w_max + (N - 1 / w_max) w_i = N w_i`` for normalised w.
     Needs ``num_samples == M``.
+
+    Collectives: with weights sharded on an explicit mesh axis, one
+    all-gather of the M weights (the prefix sum needs the whole axis); the
+    ancestors come back sharded like the weights.
 
     Args:
       key: a PRNG key.
@@ -547,6 +571,10 @@ def conditional_multinomial(
     For particle Gibbs: ``ancestor[0] = 0`` (the reference trajectory) and
     the other N - 1 ancestors are i.i.d. draws from ``weights``, returned
     sorted (permute them if positions must be exchangeable).
+
+    Collectives: with weights sharded on an explicit mesh axis, one
+    all-gather of the M weights (the prefix sum needs the whole axis); the
+    ancestors come back sharded like the weights.
 
     Args:
       key: a PRNG key.
@@ -597,6 +625,10 @@ def conditional_systematic(
     ``ceil(N w_0 - U)``; the sorted output then starts with particle 0.
     Returned sorted, the other N - 1 ancestors are the conditional multiset;
     permute positions 1..N-1 if your algorithm needs them exchangeable.
+
+    Collectives: with weights sharded on an explicit mesh axis, one
+    all-gather of the M weights (the prefix sum needs the whole axis); the
+    ancestors come back sharded like the weights.
 
     Args:
       key: a PRNG key.
@@ -816,6 +848,10 @@ def resample_if(
     are returned unchanged (NaN log-weights mapped to ``-inf``). Use
     ``ess_threshold=float('inf')`` to resample at every call.
 
+    Collectives: those of ``scheme``, plus an all-gather of the particles
+    when they are sharded on an explicit mesh (a resampled particle may come
+    from any device); the result is sharded like the particles.
+
     Args:
       key: a PRNG key.
       log_weights: float[M] log-weights.
@@ -886,6 +922,10 @@ def island(
     imbalance; for well-mixed weights island and global resampling are
     close. Global schemes need the all-gather of the weights described in
     the module docstring.
+
+    Collectives: none when each island lives on one device (``num_islands``
+    a multiple of the mesh size); the log mean weight of each island is a
+    per-island (scalar) reduction.
 
     Args:
       key: a PRNG key.
