@@ -8,14 +8,15 @@ keep ``N C_i`` as an int32 part plus a float32 fraction:
 
   ``N C_i = J_i + phi_i``,  ``J_i`` an integer, ``0 <= phi_i < 1``.
 
-Each scaled weight ``a_i = N w_i / W`` is split into ``floor(a_i)`` (summed
-exactly, as integer-valued float32 below ``2**24`` and as int32 above) and its
-fraction (summed in float32 within rows of 16, then recursively over the row
-totals, carrying whole parts into the integers at every level). No float32
-fraction sum exceeds 17, so the boundary error stays near ``1e-5`` offspring
-even at ``M = 10**7``, whatever the weights. These blocked prefix sums (a
-16x16 matmul per row block) are also 5-10x faster than XLA's ``cumsum`` (a
-``reduce_window``) on CPU.
+Each scaled weight ``a_i = N w_i / W`` is split into ``floor(a_i)`` and its
+fraction rounded to a multiple of ``2**-20`` (fixed point). From there every
+sum is exact integer arithmetic: within rows of 16 by a 16x16 matmul of
+integer-valued float32 (exact below ``2**24``), then recursively over the row
+totals, carrying whole parts with integer shifts. Boundaries are therefore
+monotone, a zero weight never moves its boundary (so it never gets an
+offspring), nothing drifts at ``M = 10**7``, and the only approximation is the
+``2**-21``-offspring rounding of each weight. These blocked prefix sums are
+also 5-10x faster than XLA's ``cumsum`` (a ``reduce_window``) on CPU.
 
 All functions here are shape-static and jit/vmap friendly; they assume valid
 (finite, non-negative, not all zero) weights.
@@ -111,62 +112,87 @@ def scaled_weights(weights: Array, scale: Array | int) -> Array:
     return w * (jnp.asarray(scale, jnp.float32) / jnp.sum(w))
 
 
+# Fractions are carried in fixed point with this many bits: a row of 16
+# fractions then sums to at most 2**24, exact in float32 (the matmul path).
+FRACTION_BITS = 20
+_ONE = 1 << FRACTION_BITS
+
+
 def cumulative_counts(scaled: Array, total: int) -> tuple[Array, Array]:
-    """Splits the prefix sums of ``scaled`` into ``(J, phi)``.
+    """Exact prefix sums of ``scaled`` as ``(J, phi)``.
+
+    Each scaled weight is split into its whole part and its fraction rounded
+    to a multiple of ``2**-20``; from there every sum is exact integer
+    arithmetic (integer-valued float32 below ``2**24``, int32 above). The
+    boundaries are therefore monotone and a zero weight repeats its
+    predecessor's boundary bit for bit, so it can never get an offspring.
+    The only approximation is that rounding: at most ``2**-21`` offspring per
+    particle.
 
     Args:
       scaled: float32[M] non-negative scaled weights summing to about
         ``total`` (see :func:`scaled_weights`).
-      total: the static scale ``N``.
+      total: a static bound on the sum (it selects the exact summation path).
 
     Returns:
-      ``J`` int32[M] and ``phi`` float32[M] in [0, 1) with
-      ``J_i + phi_i = scaled_0 + ... + scaled_i`` to about 1e-5 absolute.
+      ``J`` int32[M] and ``phi`` float32[M] in [0, 1), a multiple of
+      ``2**-20``, with ``J_i + phi_i`` the prefix sum of the rounded weights.
     """
     whole = jnp.floor(scaled)
-    # Whole parts sum to at most ``total`` (+1 for rounding): exact in float32
-    # below 2**24, else carried in int32.
+    fraction = jnp.round((scaled - whole) * _ONE)
     exact_in_float = total + 1 < _EXACT_INT_IN_FLOAT32
     whole = whole if exact_in_float else whole.astype(jnp.int32)
-    whole_sum, frac = _split_prefix(whole, scaled - jnp.floor(scaled))
-    return whole_sum.astype(jnp.int32), frac
+    whole_sum, fraction_sum = _fixed_point_prefix(whole, fraction)
+    return whole_sum, fraction_sum.astype(jnp.float32) * (1.0 / _ONE)
 
 
-def _split_prefix(whole: Array, frac: Array) -> tuple[Array, Array]:
-    """Prefix sums of ``whole + frac`` kept as (whole, fraction in [0, 1)).
+def _fixed_point_prefix(whole: Array, fraction: Array) -> tuple[Array, Array]:
+    """Prefix sums of ``whole + fraction / 2**20``, exactly.
 
-    Same recursion as :func:`cumsum`; at every level the whole part of each
-    row's fraction total is carried into the whole parts, so no float32
-    fraction sum ever exceeds ``BLOCK + 1`` and the error stays ~1e-6 per
-    level.
+    ``fraction`` holds integers in ``[0, 2**20]`` (as float32). Rows of 16 are
+    summed by matmul (exact: at most ``2**24``), their totals recursively;
+    at every level the whole part of a fraction total is carried into the
+    whole parts with integer shifts.
+
+    Returns:
+      int32 whole parts and int32 fractions in ``[0, 2**20)``.
     """
     length = whole.shape[0]
-    local_whole = _row_prefix(_rows(whole))
-    local_frac = _row_prefix(_rows(frac))
+    local_whole = _row_prefix(_rows(whole)).astype(jnp.int32)
+    local_fraction = _row_prefix(_rows(fraction)).astype(jnp.int32)
     if local_whole.shape[0] > 1:
-        frac_total = local_frac[:, -1]
-        carried = jnp.floor(frac_total)
-        whole_total = local_whole[:, -1] + carried.astype(whole.dtype)
-        frac_total = frac_total - carried
-        whole_before, frac_before = _split_prefix(whole_total, frac_total)
+        fraction_total = local_fraction[:, -1]
+        whole_total = local_whole[:, -1] + (fraction_total >> FRACTION_BITS)
+        fraction_total = fraction_total & (_ONE - 1)
+        whole_before, fraction_before = _fixed_point_prefix(
+            whole_total.astype(whole.dtype), fraction_total.astype(jnp.float32)
+        )
         local_whole = local_whole + (whole_before - whole_total)[:, None]
-        local_frac = local_frac + (frac_before - frac_total)[:, None]
-    carried = jnp.floor(local_frac)
-    whole_out = local_whole + carried.astype(whole.dtype)
-    frac_out = local_frac - carried
-    return whole_out.reshape(-1)[:length], frac_out.reshape(-1)[:length]
+        local_fraction = local_fraction + (fraction_before - fraction_total)[:, None]
+    whole_out = local_whole + (local_fraction >> FRACTION_BITS)
+    fraction_out = local_fraction & (_ONE - 1)
+    return whole_out.reshape(-1)[:length], fraction_out.reshape(-1)[:length]
 
 
-def close_at(whole: Array, phi: Array, total: Array | int) -> tuple[Array, Array]:
-    """Pins the last boundary at exactly ``total`` and clips the others.
+def last_positive(weights: Array) -> Array:
+    """Index of the last particle with positive weight (int32 scalar)."""
+    length = weights.shape[0]
+    return (length - 1 - jnp.argmax(weights[::-1] > 0)).astype(jnp.int32)
 
-    The float32 rounding of the normalising constant can leave the last
+
+def close_at(
+    whole: Array, phi: Array, total: Array | int, last: Array | int
+) -> tuple[Array, Array]:
+    """Pins the boundaries from particle ``last`` on at ``total``; clips the rest.
+
+    The float32 rounding of the normalising constant can leave the final
     boundary a fraction of an offspring (at most ``total * 2**-23``) away from
-    ``total``; pinning it means no mass is lost or invented: the last particle
-    absorbs that rounding.
+    ``total``. Pinning at the last particle with positive weight (see
+    :func:`last_positive`) means no mass is lost, the difference goes to that
+    particle, and the zero-weight particles after it get nothing.
     """
-    last = jnp.arange(whole.shape[0]) == whole.shape[0] - 1
-    whole = jnp.where(last, total, jnp.clip(whole, 0, total))
+    pinned = jnp.arange(whole.shape[0]) >= last
+    whole = jnp.where(pinned, total, jnp.clip(whole, 0, total))
     phi = jnp.where(whole >= total, 0.0, phi)
     return whole, phi
 
@@ -220,7 +246,9 @@ def sorted_points(
     whole, frac = cumulative_counts(spacings, 2 * (max_points + 1))
     total = whole[num_points].astype(jnp.float32) + frac[num_points]
     gap = (num_points - whole[num_points]).astype(jnp.float32) - frac[num_points]
-    correction = (whole[:-1].astype(jnp.float32) + frac[:-1]) * (gap / total)
+    # total is 0 only if every spacing is 0 (every uniform exactly 0).
+    ratio = jnp.where(total > 0, gap / jnp.maximum(total, 1e-30), 0.0)
+    correction = (whole[:-1].astype(jnp.float32) + frac[:-1]) * ratio
     shifted = frac[:-1] + correction
     carried = jnp.floor(shifted)
     units = whole[:-1] + carried.astype(jnp.int32)
@@ -263,6 +291,7 @@ def count_below(
     whole, phi, offsets, start = jax.lax.optimization_barrier(
         (whole, phi, offsets, start)
     )
+    whole = jnp.clip(whole, 0, max_units)
     lo = start[whole]
     hi = start[whole + 1]
     crowd = jnp.max(histogram[:max_units])
@@ -272,7 +301,7 @@ def count_below(
     def bisect(_, state):
         lo, hi = state
         active = lo < hi
-        mid = (lo + hi) // 2
+        mid = lo + (hi - lo) // 2
         probe = offsets.at[jnp.minimum(mid, last)].get(mode="promise_in_bounds")
         less = probe < phi
         return jnp.where(active & less, mid + 1, lo), jnp.where(active & ~less, mid, hi)

@@ -24,10 +24,12 @@ Log-weight entry points (:func:`resample`, :func:`resample_if`,
 every log-weight is ``-inf``.
 
 **Float32 at large N.** Points are compared with ``N C_i`` (``C`` the
-cumulative weights) held as an int32 whole part plus a float32 fraction
-(``jaxsampling.kernels._counts``), so boundaries are exact to ~1e-4 offspring
-even at ``N = 10**7``, no uniform is ever pushed through ``-log(u)``, the last
-boundary is pinned at ``N`` (no mass lost) and no scheme collapses. Every
+cumulative weights) held as an int32 whole part plus a fixed-point fraction
+summed exactly (``jaxsampling.kernels._counts``): nothing drifts even at
+``N = 10**7``, a zero weight never gets an offspring, no uniform is pushed
+through ``-log(u)``, the boundary of the last positive-weight particle is
+pinned at ``N`` (no mass lost) and no scheme collapses. Each weight is
+rounded to a multiple of ``2**-20`` offspring, the only approximation. Every
 scheme is O(M + N); only multinomial-type draws bisect, and only among the
 boundaries that share the draw's unit interval.
 
@@ -210,7 +212,8 @@ def _boundaries(
     """
     scaled = _counts.scaled_weights(weights, scale)
     bound = scale if bound is None else bound
-    return _counts.close_at(*_counts.cumulative_counts(scaled, bound), scale)
+    whole, phi = _counts.cumulative_counts(scaled, bound)
+    return _counts.close_at(whole, phi, scale, _counts.last_positive(weights))
 
 
 def _sorted_from_uniforms(
@@ -375,10 +378,10 @@ def _residual(key: PRNGKey, weights: Array, num_samples: int) -> Array:
         _counts.cumsum(copies.astype(jnp.int32), num_samples + 1), num_samples
     )
     kept = _counts.ancestors_from_boundaries(kept_before, num_samples)
-    num_kept = kept_before[-1]
+    num_kept = jnp.clip(kept_before[-1], 0, num_samples)
 
     remainder = scaled - copies
-    remainder = jnp.where(jnp.any(remainder > 0), remainder, 1.0)
+    remainder = jnp.where(jnp.any(remainder > 0), remainder, weights)
     drawn = _sorted_draws(key, remainder, num_samples - num_kept, num_samples)
     position = jnp.arange(num_samples, dtype=jnp.int32)
     from_drawn = drawn[jnp.clip(position - num_kept, 0, num_samples - 1)]
@@ -468,7 +471,9 @@ def _ssp(key: PRNGKey, weights: Array, num_samples: int) -> Array:
     copies = jnp.floor(scaled)
     offspring = copies.astype(jnp.int32) + _pivotal_extras(key, scaled - copies)
     before = jnp.clip(_counts.cumsum(offspring, num_samples + 2), 0, num_samples)
-    return _counts.ancestors_from_boundaries(before.at[-1].set(num_samples), num_samples)
+    pinned = jnp.arange(before.shape[0]) >= _counts.last_positive(weights)
+    before = jnp.where(pinned, num_samples, before)
+    return _counts.ancestors_from_boundaries(before, num_samples)
 
 
 def ssp(key: PRNGKey, weights: ArrayLike, num_samples: int) -> Array:
@@ -610,7 +615,11 @@ def _conditional_systematic(key: PRNGKey, weights: Array, num_samples: int) -> A
     low = jax.random.uniform(key_side, ()) < p_low
     v = jax.random.uniform(key_u, (), dtype=jnp.float32)
     uniform = jnp.where(low, v * frac, frac + v * (1.0 - frac))
-    return _sorted_from_uniforms(whole, phi, uniform, num_samples)
+    counts_before = whole + (uniform < phi).astype(jnp.int32)
+    # If w_0 underflows in float32 its boundary rounds to 0; the reference
+    # still keeps its one offspring (the U -> 0 limit of the posterior).
+    counts_before = jnp.maximum(counts_before, 1)
+    return _counts.ancestors_from_boundaries(counts_before, num_samples)
 
 
 def conditional_systematic(
@@ -690,8 +699,10 @@ class ResampleInfo(NamedTuple):
       log_mean_weight: float32[], ``log(mean_i exp(lw_i))``; ``-inf`` when
         every log-weight is ``-inf``. The SMC normalising-constant increment.
       ess: float32[], effective sample size of the weights before resampling.
-      valid: bool[], False when every log-weight is ``-inf`` or one is
-        ``+inf``; the ancestors are then all ``-1``.
+      valid: bool[], False when every log-weight is ``-inf``, one is
+        ``+inf``, or the scheme rejected the weights (e.g. a conditional
+        scheme whose reference has weight 0); the ancestors are then all
+        ``-1``.
     """
 
     log_mean_weight: Array  # float32[]
@@ -824,6 +835,9 @@ def resample(
     valid = (top > -jnp.inf) & (top < jnp.inf)
     weights, shift = _exp_shifted(log_weights)
     ancestors = scheme_fn(key, jnp.where(valid, weights, 1.0), num_samples)
+    # A scheme may flag weights it cannot use (a conditional scheme whose
+    # reference has weight 0): that too makes the draw invalid.
+    valid &= jnp.all(ancestors >= 0)
     ancestors = jnp.where(valid, ancestors, -1)
     total = jnp.sum(weights)
     info = ResampleInfo(
@@ -864,6 +878,9 @@ def resample_if(
       ``(particles, log_weights, resampled)`` with ``resampled`` a bool[].
       If every log-weight is ``-inf`` the ESS is NaN and nothing is
       resampled: the ``-inf`` weights are returned for the caller to see.
+      If resampling was due but the scheme rejected the weights
+      (``ResampleInfo.valid`` False), the particles are kept, the
+      log-weights become NaN and ``resampled`` is False.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -887,16 +904,25 @@ def resample_if(
 
     def do_resample(operand):
         particles, log_weights = operand
-        ancestors, _ = resample(key, log_weights, num_particles, scheme_fn)
+        ancestors, info = resample(key, log_weights, num_particles, scheme_fn)
+        # Never gather with the -1 flag: keep the particles, poison the weights.
+        safe = jnp.maximum(ancestors, 0)
         gathered = jax.tree.map(
-            lambda x: sharding.gather_batch(x, ancestors), particles
+            lambda x: jnp.where(info.valid, sharding.gather_batch(x, safe), x),
+            particles,
         )
-        return gathered, jnp.zeros_like(log_weights)
+        new_log_weights = jnp.where(
+            info.valid, jnp.zeros_like(log_weights), jnp.full_like(log_weights, jnp.nan)
+        )
+        return gathered, new_log_weights, info.valid
 
-    particles, log_weights = jax.lax.cond(
-        resampled, do_resample, lambda operand: operand, (particles, log_weights)
+    particles, log_weights, done = jax.lax.cond(
+        resampled,
+        do_resample,
+        lambda operand: (*operand, jnp.bool_(False)),
+        (particles, log_weights),
     )
-    return particles, log_weights, resampled
+    return particles, log_weights, done
 
 
 def island(
@@ -930,7 +956,9 @@ def island(
     Args:
       key: a PRNG key.
       log_weights: float[M] log-weights; NaN counts as ``-inf``.
-      num_islands: B, a Python int dividing M (e.g. the device count).
+      num_islands: B, a Python int dividing M (e.g. the device count). On
+        an explicit mesh whose size does not divide B the islands straddle
+        devices and are computed replicated (an all-gather of the weights).
       scheme: a name in :data:`SCHEMES` or a scheme function.
 
     Returns:
@@ -940,7 +968,10 @@ def island(
       all zero keeps its particles (ancestor = itself) at weight ``-inf``.
 
     Raises:
-      ValueError: bad shape/dtype, or ``num_islands`` not dividing M.
+      ValueError: bad shape/dtype, ``num_islands`` not dividing M; with
+        concrete input, a ``+inf`` log-weight or every log-weight ``-inf``.
+        Under jit an island holding a ``+inf`` gets ancestors ``-1`` and NaN
+        log-weights.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -959,7 +990,12 @@ def island(
             f"num_islands ({num_islands}) must divide the number of particles "
             f"({num_particles})"
         )
+    _raise_if_degenerate(log_weights)
     size = num_particles // num_islands
+    axis = sharding.explicit_batch_axis(log_weights)
+    if axis is not None and num_islands % _axis_size(log_weights, axis):
+        # Islands straddle devices: compute replicated, reshard at the end.
+        log_weights = sharding.unshard(log_weights)
     blocks = log_weights.reshape(num_islands, size)
     # On an explicit mesh the islands inherit the particles' sharding; the
     # keys must be split the same way for vmap.
@@ -976,7 +1012,20 @@ def island(
 
     local = jax.vmap(one_island)(keys, blocks)
     offsets = (jnp.arange(num_islands, dtype=jnp.int32) * size)[:, None]
-    ancestors = (local + offsets).reshape(num_particles)
+    # An island whose scheme flagged its weights (a +inf under jit) keeps the
+    # -1 flag and gets NaN log-weights.
+    ok = jnp.all(local >= 0, axis=1, keepdims=True)
+    ancestors = jnp.where(ok, local + offsets, -1).reshape(num_particles)
     island_log_mean = jax.nn.logsumexp(blocks, axis=1) - math.log(size)
-    new_log_weights = jnp.broadcast_to(island_log_mean[:, None], blocks.shape)
-    return ancestors, new_log_weights.reshape(num_particles)
+    new_log_weights = jnp.where(ok, island_log_mean[:, None], jnp.nan)
+    new_log_weights = jnp.broadcast_to(new_log_weights, blocks.shape)
+    return (
+        sharding.reshard_like(ancestors, axis),
+        sharding.reshard_like(new_log_weights.reshape(num_particles), axis),
+    )
+
+
+def _axis_size(x: Array, axis: str | tuple[str, ...]) -> int:
+    mesh = jax.typeof(x).sharding.mesh
+    names = axis if isinstance(axis, tuple) else (axis,)
+    return math.prod(mesh.shape[name] for name in names)

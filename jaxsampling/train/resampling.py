@@ -290,7 +290,6 @@ def train_and_evaluate(config: Any, workdir: str) -> dict:
     root_key = jax.random.key(config.seed)
 
     writer = metrics_lib.MetricWriter(workdir)
-    writer.write_config(config)
     state = init_state(len(blocks), num_seeds)
     with writer, checkpoint_lib.Checkpointer(
         os.path.join(workdir, "checkpoints")
@@ -305,6 +304,8 @@ def train_and_evaluate(config: Any, workdir: str) -> dict:
                 )
             state, _ = ckpt.restore(latest, jax.eval_shape(lambda: state))
             logging.info("resuming from checkpoint step %d", latest)
+        # Only after the check: a mismatched rerun must not overwrite it.
+        writer.write_config(config)
         start = int(state.next_block)
         writer.discard_from(start + 1)
         report = metrics_lib.ProgressReporter(

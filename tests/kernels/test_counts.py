@@ -28,15 +28,25 @@ def test_cumsum_integers_above_float32_range_take_the_int_path():
 def test_cumulative_counts_exact_at_ten_million_scale():
     num = 2_000_003
     w = np.random.default_rng(0).gamma(0.3, size=num).astype(np.float32)
+    w[::7] = 0.0
     scale = 10**7
     scaled = _counts.scaled_weights(jnp.asarray(w), scale)
     whole, phi = jax.jit(_counts.cumulative_counts, static_argnums=1)(scaled, scale)
-    reference = np.cumsum(np.asarray(scaled, np.float64))
-    got = np.asarray(whole, np.float64) + np.asarray(phi, np.float64)
-    assert np.all((np.asarray(phi) >= 0) & (np.asarray(phi) < 1))
-    # Against the float64 sum of the same float32 summands: ~1e-5, whereas a
-    # flat float32 running sum is off by whole offspring at this scale.
-    assert np.max(np.abs(got - reference)) < 1e-3
+    whole, phi = np.asarray(whole, np.int64), np.asarray(phi, np.float64)
+    assert np.all((phi >= 0) & (phi < 1))
+    # Exactly the prefix sums of the weights rounded to 2**-20 (fixed point).
+    a = np.asarray(scaled, np.float64)
+    units = np.floor(a) * 2**20 + np.round((a - np.floor(a)) * 2**20)
+    expected = np.cumsum(units.astype(np.int64))
+    np.testing.assert_array_equal(whole * 2**20 + np.round(phi * 2**20), expected)
+    # Zero weights repeat their predecessor's boundary exactly.
+    zero = np.flatnonzero(w[1:] == 0) + 1
+    np.testing.assert_array_equal(whole[zero], whole[zero - 1])
+    np.testing.assert_array_equal(phi[zero], phi[zero - 1])
+    # The rounding stays far below one offspring, where a flat float32
+    # running sum is off by whole offspring at this scale.
+    reference = np.cumsum(a)
+    assert np.max(np.abs(whole + phi - reference)) < 1e-2
     flat = np.cumsum(np.asarray(scaled), dtype=np.float32)
     assert np.max(np.abs(flat - reference)) > 0.1
 
@@ -68,7 +78,7 @@ def _brute_count(whole, phi, units, offsets):
 
 def test_count_below_matches_brute_force_including_crowded_units():
     rng = np.random.default_rng(3)
-    # 30 points crowd unit 2 (more than the unrolled scan covers), a few
+    # 30 points crowd unit 2 (five bisection rounds), a few
     # elsewhere; boundaries fall in crowded, sparse and empty units.
     offsets_crowded = np.sort(rng.random(30))
     units = np.array([0, 0, 1] + [2] * 30 + [4, 6], np.int32)
