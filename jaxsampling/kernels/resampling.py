@@ -29,7 +29,7 @@ summed exactly (``jaxsampling.kernels._counts``): nothing drifts even at
 ``N = 10**7``, a zero weight never gets an offspring, no uniform is pushed
 through ``-log(u)``, the boundary of the last positive-weight particle is
 pinned at ``N`` (no mass lost) and no scheme collapses. Each weight is
-rounded to a multiple of ``2**-20`` offspring, the only approximation. Every
+rounded to a multiple of ``2**-19`` offspring, the only approximation. Every
 scheme is O(M + N); only multinomial-type draws bisect, and only among the
 boundaries that share the draw's unit interval.
 

@@ -34,11 +34,11 @@ def test_cumulative_counts_exact_at_ten_million_scale():
     whole, phi = jax.jit(_counts.cumulative_counts, static_argnums=1)(scaled, scale)
     whole, phi = np.asarray(whole, np.int64), np.asarray(phi, np.float64)
     assert np.all((phi >= 0) & (phi < 1))
-    # Exactly the prefix sums of the weights rounded to 2**-20 (fixed point).
+    # Exactly the prefix sums of the weights rounded to 2**-19 (fixed point).
     a = np.asarray(scaled, np.float64)
-    units = np.floor(a) * 2**20 + np.round((a - np.floor(a)) * 2**20)
+    units = np.floor(a) * 2**19 + np.round((a - np.floor(a)) * 2**19)
     expected = np.cumsum(units.astype(np.int64))
-    np.testing.assert_array_equal(whole * 2**20 + np.round(phi * 2**20), expected)
+    np.testing.assert_array_equal(whole * 2**19 + np.round(phi * 2**19), expected)
     # Zero weights repeat their predecessor's boundary exactly.
     zero = np.flatnonzero(w[1:] == 0) + 1
     np.testing.assert_array_equal(whole[zero], whole[zero - 1])
