@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import jax
@@ -33,6 +34,7 @@ from jax.sharding import PartitionSpec as P
 
 __all__ = [
     "BATCH_AXIS",
+    "axis_size",
     "batch_mesh",
     "batch_sharding",
     "explicit_batch_axis",
@@ -121,20 +123,20 @@ def unshard(x: jax.Array) -> jax.Array:
     return x
 
 
+def axis_size(x: jax.Array, axis: str | tuple[str, ...]) -> int:
+    """Number of devices along the mesh ``axis`` (or axes) of ``x``'s sharding."""
+    mesh = jax.typeof(x).sharding.mesh
+    names = axis if isinstance(axis, tuple) else (axis,)
+    return math.prod(mesh.shape[name] for name in names)
+
+
 def reshard_like(y: jax.Array, axis: str | tuple[str, ...] | None) -> jax.Array:
     """Shards ``y``'s leading axis over the explicit mesh ``axis`` (if any).
 
     ``axis`` comes from :func:`explicit_batch_axis` of the kernel's input. The
     result stays replicated when ``y``'s leading axis does not divide evenly.
     """
-    if axis is None or y.ndim == 0:
-        return y
-    mesh = jax.typeof(y).sharding.mesh
-    names = axis if isinstance(axis, tuple) else (axis,)
-    size = 1
-    for name in names:
-        size *= mesh.shape[name]
-    if y.shape[0] % size:
+    if axis is None or y.ndim == 0 or y.shape[0] % axis_size(y, axis):
         return y
     return jax.reshard(y, P(axis, *([None] * (y.ndim - 1))))
 

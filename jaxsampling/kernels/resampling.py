@@ -217,7 +217,11 @@ def _boundaries(
 
 
 def _sorted_from_uniforms(
-    whole: Array, phi: Array, uniform_at_boundary: Array, num_samples: int
+    whole: Array,
+    phi: Array,
+    uniform_at_boundary: Array,
+    num_samples: int,
+    min_first: int = 0,
 ) -> Array:
     """Ancestors for points ``k + U_k`` given ``U`` read at each boundary's unit.
 
@@ -226,6 +230,7 @@ def _sorted_from_uniforms(
     one exactly when its uniform is below ``phi_i``.
     """
     counts_before = whole + (uniform_at_boundary < phi).astype(jnp.int32)
+    counts_before = jnp.maximum(counts_before, min_first)
     return _counts.ancestors_from_boundaries(counts_before, num_samples)
 
 
@@ -615,11 +620,9 @@ def _conditional_systematic(key: PRNGKey, weights: Array, num_samples: int) -> A
     low = jax.random.uniform(key_side, ()) < p_low
     v = jax.random.uniform(key_u, (), dtype=jnp.float32)
     uniform = jnp.where(low, v * frac, frac + v * (1.0 - frac))
-    counts_before = whole + (uniform < phi).astype(jnp.int32)
     # If w_0 underflows in float32 its boundary rounds to 0; the reference
     # still keeps its one offspring (the U -> 0 limit of the posterior).
-    counts_before = jnp.maximum(counts_before, 1)
-    return _counts.ancestors_from_boundaries(counts_before, num_samples)
+    return _sorted_from_uniforms(whole, phi, uniform, num_samples, min_first=1)
 
 
 def conditional_systematic(
@@ -737,15 +740,19 @@ def _raise_if_degenerate(log_weights: Array) -> None:
         raise ValueError("every log-weight is -inf (or NaN): all particles have weight 0")
 
 
-def _exp_shifted(log_weights: Array) -> tuple[Array, Array]:
-    """``(exp(lw - m), m)`` with ``m = max lw`` (0 when every entry is -inf).
+def _weight_summary(log_weights: Array) -> tuple[Array, Array, Array, Array]:
+    """``exp(lw - m)``, its sum, the log mean weight and the ESS.
 
-    Subtracting the maximum is exact in floating point, unlike subtracting a
-    ``logsumexp`` that must itself be rounded.
+    ``m = max lw`` (0 when every entry is -inf): subtracting the maximum is
+    exact in floating point, unlike subtracting a ``logsumexp`` that must
+    itself be rounded.
     """
     top = jnp.max(log_weights)
     shift = jnp.where(jnp.isfinite(top), top, 0.0)
-    return jnp.exp(log_weights - shift), shift
+    scaled = jnp.exp(log_weights - shift)
+    total = jnp.sum(scaled)
+    log_mean_weight = shift + jnp.log(total) - math.log(log_weights.shape[0])
+    return scaled, total, log_mean_weight, total**2 / jnp.sum(scaled**2)
 
 
 def normalize(log_weights: ArrayLike) -> tuple[Array, Array]:
@@ -775,9 +782,8 @@ def normalize(log_weights: ArrayLike) -> tuple[Array, Array]:
     """
     log_weights = _check_log_weights(log_weights)
     _raise_if_degenerate(log_weights)
-    scaled, shift = _exp_shifted(log_weights)
-    total = jnp.sum(scaled)
-    return scaled / total, shift + jnp.log(total) - math.log(log_weights.shape[0])
+    scaled, total, log_mean_weight, _ = _weight_summary(log_weights)
+    return scaled / total, log_mean_weight
 
 
 def ess(log_weights: ArrayLike) -> Array:
@@ -793,8 +799,7 @@ def ess(log_weights: ArrayLike) -> Array:
       >>> float(resampling.ess(jnp.zeros(10)))
       10.0
     """
-    scaled, _ = _exp_shifted(_check_log_weights(log_weights))
-    return jnp.sum(scaled) ** 2 / jnp.sum(scaled**2)
+    return _weight_summary(_check_log_weights(log_weights))[3]
 
 
 def resample(
@@ -833,18 +838,13 @@ def resample(
     _raise_if_degenerate(log_weights)
     top = jnp.max(log_weights)
     valid = (top > -jnp.inf) & (top < jnp.inf)
-    weights, shift = _exp_shifted(log_weights)
+    weights, _, log_mean_weight, ess_value = _weight_summary(log_weights)
     ancestors = scheme_fn(key, jnp.where(valid, weights, 1.0), num_samples)
     # A scheme may flag weights it cannot use (a conditional scheme whose
     # reference has weight 0): that too makes the draw invalid.
     valid &= jnp.all(ancestors >= 0)
     ancestors = jnp.where(valid, ancestors, -1)
-    total = jnp.sum(weights)
-    info = ResampleInfo(
-        log_mean_weight=shift + jnp.log(total) - math.log(log_weights.shape[0]),
-        ess=total**2 / jnp.sum(weights**2),
-        valid=valid,
-    )
+    info = ResampleInfo(log_mean_weight=log_mean_weight, ess=ess_value, valid=valid)
     return ancestors, info
 
 
@@ -993,7 +993,7 @@ def island(
     _raise_if_degenerate(log_weights)
     size = num_particles // num_islands
     axis = sharding.explicit_batch_axis(log_weights)
-    if axis is not None and num_islands % _axis_size(log_weights, axis):
+    if axis is not None and num_islands % sharding.axis_size(log_weights, axis):
         # Islands straddle devices: compute replicated, reshard at the end.
         log_weights = sharding.unshard(log_weights)
     blocks = log_weights.reshape(num_islands, size)
@@ -1024,8 +1024,3 @@ def island(
         sharding.reshard_like(new_log_weights.reshape(num_particles), axis),
     )
 
-
-def _axis_size(x: Array, axis: str | tuple[str, ...]) -> int:
-    mesh = jax.typeof(x).sharding.mesh
-    names = axis if isinstance(axis, tuple) else (axis,)
-    return math.prod(mesh.shape[name] for name in names)
