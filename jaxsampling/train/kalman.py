@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxsampling.kernels.smc import filters
 from jaxsampling.types import Array, ArrayLike, PRNGKey
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -92,6 +93,12 @@ def simulate(key: PRNGKey, params: LGSSM, num_steps: int) -> tuple[Array, Array]
 
 @jax.jit
 def kalman_log_likelihood(params: LGSSM, ys: ArrayLike) -> Array:
+    """Exact log-likelihood; see :func:`kalman_filter`."""
+    return kalman_filter(params, ys)[0]
+
+
+@jax.jit
+def kalman_filter(params: LGSSM, ys: ArrayLike) -> tuple[Array, Array]:
     r"""Exact :math:`\log p(y_{1:T})` by the Kalman filter (a jitted ``lax.scan``).
 
     Predict :math:`m^- = \rho m,\ P^- = \rho^2 P + \sigma_x^2`; the increment is
@@ -103,8 +110,10 @@ def kalman_log_likelihood(params: LGSSM, ys: ArrayLike) -> Array:
         ys: ``float[T]`` observations.
 
     Returns:
-        The scalar log-likelihood (float32 unless x64 is enabled; the float32
-        rounding error is about ``1e-6 * T * |increment|``).
+        ``(log_likelihood, means)``: the scalar log-likelihood (float32 unless
+        x64 is enabled; the float32 rounding error is about
+        ``1e-6 * T * |increment|``) and the filtering means
+        :math:`E[x_t \mid y_{1:t}]`, ``float[T]``.
 
     Example:
         >>> params = LGSSM(0.9, 1.0, 1.0)
@@ -125,15 +134,15 @@ def kalman_log_likelihood(params: LGSSM, ys: ArrayLike) -> Array:
         gain = p_pred / s
         m = m_pred + gain * (y - m_pred)
         p = (1.0 - gain) * p_pred
-        return (m, p, ll), None
+        return (m, p, ll), m
 
     init = (
         jnp.zeros((), dtype),
         jnp.asarray(params.stationary_var, dtype),
         jnp.zeros((), dtype),
     )
-    (_, _, ll), _ = lax.scan(step, init, ys)
-    return ll
+    (_, _, ll), means = lax.scan(step, init, ys)
+    return ll, means
 
 
 def dense_log_likelihood(params: LGSSM, ys: ArrayLike) -> Array:
@@ -163,3 +172,57 @@ def dense_log_likelihood(params: LGSSM, ys: ArrayLike) -> Array:
         ys.shape[0], dtype=ys.dtype
     )
     return jax.scipy.stats.multivariate_normal.logpdf(ys, jnp.zeros_like(ys), cov)
+
+
+def state_space_model(params: LGSSM, ys: ArrayLike) -> filters.StateSpaceModel:
+    """The model as a :class:`~jaxsampling.kernels.smc.filters.StateSpaceModel`.
+
+    Particles are ``float[N]`` states; step ``t`` of the filter sees
+    observation ``ys[t]`` (the first particles are ``x_1``, stationary).
+
+    Example:
+        >>> from jaxsampling.kernels.smc import filters
+        >>> params = LGSSM(0.9, 1.0, 1.0)
+        >>> _, ys = simulate(jax.random.key(0), params, 20)
+        >>> state, _, _ = filters.filter(
+        ...     jax.random.key(1), filters.bootstrap(state_space_model(params, ys)), 2000, 20)
+        >>> bool(abs(state.log_normalizer - kalman_log_likelihood(params, ys)) < 1.0)
+        True
+    """
+    ys = jnp.asarray(ys)
+    sd0 = math.sqrt(params.stationary_var)
+    return filters.StateSpaceModel(
+        initial_sample=lambda key, n: sd0 * jax.random.normal(key, (n,), ys.dtype),
+        transition_sample=lambda key, t, x: params.rho * x
+        + params.sigma_x * jax.random.normal(key, x.shape, x.dtype),
+        observation_log_density=lambda t, x: normal_logpdf(ys[t], x, params.sigma_y**2),
+        initial_log_density=lambda x: normal_logpdf(x, 0.0, params.stationary_var),
+        transition_log_density=lambda t, prev, x: normal_logpdf(
+            x, params.rho * prev, params.sigma_x**2
+        ),
+    )
+
+
+def optimal_proposal(params: LGSSM, ys: ArrayLike) -> filters.Proposal:
+    r"""The locally optimal proposal :math:`q_t(x_t | x_{t-1}) \propto f_t g_t`.
+
+    Gaussian: precision :math:`1/\sigma_x^2 + 1/\sigma_y^2`, mean
+    :math:`v(\rho x_{t-1} / \sigma_x^2 + y_t / \sigma_y^2)`; at t = 0 the
+    stationary law replaces :math:`f`.
+    """
+    ys = jnp.asarray(ys)
+    var = 1.0 / (1.0 / params.sigma_x**2 + 1.0 / params.sigma_y**2)
+    var0 = 1.0 / (1.0 / params.stationary_var + 1.0 / params.sigma_y**2)
+
+    def mean(t, prev):
+        return var * (params.rho * prev / params.sigma_x**2 + ys[t] / params.sigma_y**2)
+
+    mean0 = var0 * ys[0] / params.sigma_y**2
+    return filters.Proposal(
+        initial_sample=lambda key, n: mean0
+        + math.sqrt(var0) * jax.random.normal(key, (n,), ys.dtype),
+        initial_log_density=lambda x: normal_logpdf(x, mean0, var0),
+        sample=lambda key, t, prev: mean(t, prev)
+        + math.sqrt(var) * jax.random.normal(key, prev.shape, prev.dtype),
+        log_density=lambda t, prev, x: normal_logpdf(x, mean(t, prev), var),
+    )
