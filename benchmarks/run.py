@@ -26,6 +26,7 @@ from benchmarks import timing
 #: are not needed to run another.
 SUITES: dict[str, str] = {
     "resampling": "benchmarks.resampling:run",
+    "smc": "benchmarks.smc:run",
 }
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"

@@ -45,6 +45,25 @@ def _ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
+def _error(impl: dict[str, Any] | None) -> str:
+    """An implementation's accuracy value ("-" if not measured)."""
+    if impl is None:
+        return "-"
+    if "error" in impl:
+        return "failed"
+    accuracy = impl.get("accuracy")
+    return "-" if accuracy is None else f"{accuracy['value']:.3g}"
+
+
+def _metric(impls: dict[str, dict[str, Any]]) -> str:
+    """The case's accuracy metric and its number of runs, from any implementation."""
+    for impl in impls.values():
+        accuracy = impl.get("accuracy")
+        if accuracy is not None:
+            return f"{accuracy['metric']} ({accuracy['runs']} runs)"
+    return "-"
+
+
 def _implementations(cases: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
     """All implementation names in the suite, and the anchors among them."""
     names: list[str] = []
@@ -66,6 +85,15 @@ def suite_table(report: dict[str, Any]) -> str:
     header += [f"{n} ms" for n in names]
     header += [f"vs {a}" for a in anchors]
     header += [f"{n} compile ms" for n in names]
+    # Suites that measure accuracy (e.g. smc) get its columns; others are unchanged.
+    has_accuracy = any(
+        "accuracy" in impl for case in cases for impl in case["implementations"].values()
+    )
+    has_equal_error = any(case.get("equal_error_ratios") for case in cases)
+    if has_equal_error:
+        header += [f"vs {a} at equal error" for a in anchors]
+    if has_accuracy:
+        header += [f"{n} error" for n in names] + ["error metric"]
     lines = [
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
@@ -77,6 +105,11 @@ def suite_table(report: dict[str, Any]) -> str:
         row += [_time(impls.get(n), "median_s") for n in names]
         row += [_ratio(case["ratios"].get(a)) for a in anchors]
         row += [_time(impls.get(n), "compile_s") for n in names]
+        if has_equal_error:
+            row += [_ratio(case.get("equal_error_ratios", {}).get(a)) for a in anchors]
+        if has_accuracy:
+            row += [_error(impls.get(n)) for n in names]
+            row += [_metric(impls)]
         lines.append("| " + " | ".join(row) + " |")
         for n in names:
             if "error" in impls.get(n, {}):
@@ -92,6 +125,11 @@ def suite_table(report: dict[str, Any]) -> str:
         + ". Median per call; ratio = anchor median / jaxsampling median "
         "(> 1: jaxsampling faster)."
     )
+    if has_equal_error:
+        about += (
+            " At equal error: the ratio times (anchor error / jaxsampling error)^2, "
+            "i.e. assuming error^2 ~ 1/N and time ~ N."
+        )
     notes = "".join(f"\n\nNote: {n}" for n in report.get("notes", []))
     failed = "".join(f"\n- {f}" for f in failures)
     failed = f"\n\nAnchor failures (the anchor raised on this workload):{failed}" if failed else ""

@@ -163,9 +163,14 @@ def _check_weights(weights: ArrayLike, name: str = "weights") -> Array:
 
 
 def _valid_weights(weights: Array) -> Array:
-    """Finite, non-negative, not all zero. NaN poisons the max; +inf tops it."""
+    """Finite, non-negative, not all zero. NaN poisons the max; +inf tops it.
+
+    ``min >= 0`` rather than ``all(weights >= 0)``: when the weights come
+    from ``exp``, XLA folds the comparison into a constant array and spent
+    seconds of compile time evaluating its reduction (vmapped filters).
+    """
     top = jnp.max(weights)
-    return (top > 0) & (top < jnp.inf) & jnp.all(weights >= 0)
+    return (top > 0) & (top < jnp.inf) & (jnp.min(weights) >= 0)
 
 
 def _apply(
@@ -842,7 +847,7 @@ def resample(
     ancestors = scheme_fn(key, jnp.where(valid, weights, 1.0), num_samples)
     # A scheme may flag weights it cannot use (a conditional scheme whose
     # reference has weight 0): that too makes the draw invalid.
-    valid &= jnp.all(ancestors >= 0)
+    valid &= jnp.min(ancestors) >= 0
     ancestors = jnp.where(valid, ancestors, -1)
     info = ResampleInfo(log_mean_weight=log_mean_weight, ess=ess_value, valid=valid)
     return ancestors, info
