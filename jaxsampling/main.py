@@ -45,6 +45,35 @@ _TABLE_COLUMNS = {
         "std",
         "mean_resampling_steps",
     ),
+    "particle_filter": (
+        "filter",
+        "num_particles",
+        "rmse",
+        "bias",
+        "mean_ratio",
+        "filter_mean_rmse",
+        "mean_resampling_steps",
+    ),
+    "smc_mixture": (
+        "variant",
+        "logz_rmse",
+        "logz_bias",
+        "mode_weight_tv",
+        "mean_error",
+        "num_steps",
+        "acceptance",
+        "proposals_per_particle",
+    ),
+    "fkc_annealing": (
+        "task",
+        "variant",
+        "mode_weight_tv",
+        "mode_weight_bias_tv",
+        "mean_error",
+        "second_moment_error",
+        "spread_rel_error",
+        "ess_log_loss",
+    ),
 }
 
 
@@ -59,14 +88,22 @@ def summary_table(name: str, summary: dict) -> str:
     return header + "\n" + metrics.format_table(rows, _TABLE_COLUMNS.get(name))
 
 
-def run_quickstart(config, workdir: str) -> dict:
-    """Runs every sub-config of ``config.experiments`` into ``workdir/<name>``."""
+def run_quickstart(config, workdir: str, times: dict | None = None) -> dict:
+    """Runs every sub-config of ``config.experiments`` into ``workdir/<name>``.
+
+    If ``times`` is a dict, it receives each experiment's wall time in seconds.
+    """
     summaries = {}
     for name, sub_config in config.experiments.items():
         logging.info("quickstart: running %s", name)
+        start = time.perf_counter()
         summaries[name] = train.get(sub_config.experiment)(
             sub_config, os.path.join(workdir, name)
         )
+        elapsed = time.perf_counter() - start
+        logging.info("quickstart: %s took %.1f s", name, elapsed)
+        if times is not None:
+            times[name] = elapsed
     return summaries
 
 
@@ -78,10 +115,12 @@ def main(argv):
     config = _CONFIG.value
     workdir = _WORKDIR.value
     if config.experiment == "quickstart":
-        summaries = run_quickstart(config, workdir)
+        times = {}
+        summaries = run_quickstart(config, workdir, times)
         for name, summary in summaries.items():
             print(summary_table(name, summary), end="\n\n")
-        print(f"quickstart wall time: {time.perf_counter() - _START:.1f} s")
+        each = ", ".join(f"{name} {t:.1f} s" for name, t in times.items())
+        print(f"quickstart wall time: {time.perf_counter() - _START:.1f} s ({each})")
     else:
         train.get(config.experiment)(config, workdir)
 

@@ -10,6 +10,17 @@ experiment) every experiment is plotted. Figures go to ``<workdir>/plots/``:
 * resampling experiment: ``[<name>_]loglik_rmse.png``, the log-likelihood
   RMSE per scheme, one panel per number of particles, a bar each for the
   "always" and "adaptive" modes;
+* particle_filter: ``[<name>_]error_vs_particles.png``, the log-likelihood
+  RMSE and the filtering-mean RMSE against N (log-log, with an
+  ``N^{-1/2}`` guide), one line per filter;
+* smc_mixture: ``[<name>_]particles.png`` (each variant's final particles
+  over the posterior's contours, from ``particles.npz``) and
+  ``[<name>_]errors.png`` (log-evidence RMSE, mode-weight TV and mean error
+  per variant);
+* fkc_annealing: ``[<name>_]particles.png`` (one row per task, one panel per
+  variant, over the target's contours) and ``[<name>_]errors.png``
+  (mode-weight TV with standard-error bars, the TV of the run-averaged
+  weights, and the relative error of the within-mode spread);
 * any other metrics file: ``[<name>_]<metric>.png``, one line plot per numeric
   metric against ``step``.
 
@@ -20,6 +31,7 @@ module (or any training code) never needs it.
 from __future__ import annotations
 
 import glob
+import json
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -31,6 +43,7 @@ from jaxsampling import metrics
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory holding metrics.jsonl.")
 
 _RESAMPLING_KEYS = ("scheme", "num_particles", "mode", "rmse")
+_PARTICLES_FILE = "particles.npz"
 
 
 def _pyplot():
@@ -89,6 +102,235 @@ def plot_resampling(rows: Sequence[dict[str, Any]], path: str) -> str:
     plt.close(fig)
     return path
 
+
+
+def plot_particle_filter(rows: Sequence[dict[str, Any]], path: str) -> str:
+    """Log-log plot of the errors against the number of particles, one line per filter.
+
+    Left: RMSE of the log-likelihood estimate; right: RMSE of the filtering
+    means against the Kalman means. A dotted ``N^{-1/2}`` guide goes through
+    each filter's smallest N.
+
+    Args:
+        rows: ``metrics.jsonl`` rows of the particle_filter experiment.
+        path: the PNG file to write.
+
+    Returns:
+        ``path``.
+    """
+    plt = _pyplot()
+    kinds = list(dict.fromkeys(r["filter"] for r in rows))
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.6))
+    panels = (
+        ("rmse", "RMSE of log-likelihood"),
+        ("filter_mean_rmse", "RMSE of filtering mean"),
+    )
+    for ax, (key, label) in zip(axes, panels):
+        for kind in kinds:
+            pts = sorted(
+                (int(r["num_particles"]), float(r[key]))
+                for r in rows
+                if r["filter"] == kind and key in r
+            )
+            if not pts:
+                continue
+            ns = [p[0] for p in pts]
+            (line,) = ax.plot(ns, [p[1] for p in pts], marker="o", label=kind)
+            n0, e0 = pts[0]
+            ax.plot(
+                ns,
+                [e0 * (n0 / n) ** 0.5 for n in ns],
+                linestyle=":",
+                color=line.get_color(),
+                alpha=0.6,
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("number of particles N")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(title="filter (dotted: N^-1/2)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_particles(npz_path: str, path: str, columns: int | None = None) -> str:
+    """Each panel's particles over the contours of its target density.
+
+    Reads the ``particles.npz`` layout of the workdir contract (``labels``,
+    ``done``, ``positions``, ``weights``, ``grid_x``, ``grid_y``,
+    ``density``). Panels not yet run are left empty. Marker areas are
+    proportional to the particle weights.
+
+    Args:
+        npz_path: the ``particles.npz`` file.
+        path: the PNG file to write.
+        columns: panels per row (default: all in one row, or one row per
+            task prefix ``"<task>: "`` when the labels have one).
+
+    Returns:
+        ``path``.
+    """
+    import numpy as np  # pylint: disable=g-import-not-at-top
+
+    plt = _pyplot()
+    with np.load(npz_path) as data:
+        arrays = {k: data[k] for k in data.files}
+    labels = [str(v) for v in arrays["labels"]]
+    if columns is None:
+        prefixes = list(dict.fromkeys(lab.split(": ")[0] for lab in labels))
+        columns = (
+            len(labels) // len(prefixes)
+            if all(": " in lab for lab in labels) and len(labels) % len(prefixes) == 0
+            else len(labels)
+        )
+    rows = -(-len(labels) // columns)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(3.2 * columns, 3.2 * rows), squeeze=False
+    )
+    gx, gy = arrays["grid_x"], arrays["grid_y"]
+    for i, label in enumerate(labels):
+        ax = axes[i // columns][i % columns]
+        ax.contour(
+            gx, gy, arrays["density"][i].T, levels=8, cmap="Blues", linewidths=0.8
+        )
+        if arrays["done"][i]:
+            x = arrays["positions"][i]
+            w = arrays["weights"][i]
+            size = 4.0 * w * w.shape[0]
+            ax.scatter(x[:, 0], x[:, 1], s=size, c="tab:red", alpha=0.4, linewidths=0)
+        else:
+            label += " (not run)"
+        ax.set_title(label, fontsize=9)
+        ax.set_xlim(gx[0], gx[-1])
+        ax.set_ylim(gy[0], gy[-1])
+        ax.set_aspect("equal")
+        ax.tick_params(labelsize=7)
+    for j in range(len(labels), rows * columns):
+        axes[j // columns][j % columns].axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_smc_mixture(rows: Sequence[dict[str, Any]], path: str) -> str:
+    """Bar charts of the tempered-SMC errors per variant.
+
+    Panels: log-evidence RMSE, mode-weight total variation, posterior-mean
+    error (each a mean over the runs of a variant).
+    """
+    plt = _pyplot()
+    variants = [r["variant"] for r in rows]
+    panels = (
+        ("logz_rmse", "RMSE of log Z"),
+        ("mode_weight_tv", "mode-weight TV error"),
+        ("mean_error", "RMS error of the mean"),
+    )
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.4))
+    for ax, (key, label) in zip(axes, panels):
+        ax.bar(range(len(rows)), [r.get(key, float("nan")) for r in rows], width=0.6)
+        ax.set_xticks(range(len(rows)))
+        ax.set_xticklabels(variants, rotation=20, ha="right")
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_fkc(rows: Sequence[dict[str, Any]], path: str) -> str:
+    """FKC errors per task and variant, with standard-error bars.
+
+    Top row: the mode-weight TV error (mean over runs, +- one standard
+    error) and, hatched, the TV of the run-averaged weights (the bias, plus
+    noise of order TV / sqrt(runs)). Bottom row: the relative error of the
+    within-mode spread ``E|x - c(x)|^2`` (signed: below 0 is too narrow).
+    One column per task.
+    """
+    plt = _pyplot()
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    fig, axes = plt.subplots(
+        2, len(tasks), figsize=(4.2 * len(tasks), 6.4), squeeze=False
+    )
+    for j, task in enumerate(tasks):
+        sub = [r for r in rows if r["task"] == task]
+        xs = list(range(len(sub)))
+        names = [r["variant"] for r in sub]
+        ax = axes[0][j]
+        ax.bar(
+            [x - 0.2 for x in xs],
+            [r["mode_weight_tv"] for r in sub],
+            width=0.4,
+            yerr=[r.get("mode_weight_tv_se", 0.0) for r in sub],
+            capsize=3,
+            label="per run",
+        )
+        ax.bar(
+            [x + 0.2 for x in xs],
+            [r["mode_weight_bias_tv"] for r in sub],
+            width=0.4,
+            hatch="//",
+            alpha=0.7,
+            label="run-averaged",
+        )
+        ax.set_title(task)
+        ax.set_ylabel("mode-weight TV error")
+        ax.legend(fontsize=8)
+        ax = axes[1][j]
+        ax.bar(xs, [r["spread_rel_error"] for r in sub], width=0.6, color="tab:green")
+        ax.axhline(0.0, color="black", linewidth=0.8)
+        ax.set_ylabel("relative error of spread")
+        for a in axes[:, j]:
+            a.set_xticks(xs)
+            a.set_xticklabels(names, rotation=20, ha="right")
+            a.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _experiment_name(directory: str) -> str | None:
+    """``experiment`` from ``directory/config.json``, or None."""
+    path = os.path.join(directory, metrics.CONFIG_FILE)
+    try:
+        with open(path) as f:
+            return json.load(f).get("experiment")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def plot_experiment(
+    rows: Sequence[dict[str, Any]], directory: str, out_dir: str, prefix: str = ""
+) -> list[str]:
+    """Draws the figures of one experiment's run directory; returns the paths.
+
+    The experiment is read from ``config.json``; the resampling experiment is
+    also recognised by its metric keys. Unknown experiments get
+    :func:`plot_generic`.
+    """
+    name = _experiment_name(directory)
+    out = lambda stem: os.path.join(out_dir, f"{prefix}{stem}.png")  # noqa: E731
+    particles = os.path.join(directory, _PARTICLES_FILE)
+    if name == "particle_filter" and rows:
+        return [plot_particle_filter(rows, out("error_vs_particles"))]
+    if name == "smc_mixture" and rows:
+        paths = [plot_smc_mixture(rows, out("errors"))]
+        if os.path.exists(particles):
+            paths.insert(0, plot_particles(particles, out("particles")))
+        return paths
+    if name == "fkc_annealing" and rows:
+        paths = [plot_fkc(rows, out("errors"))]
+        if os.path.exists(particles):
+            paths.insert(0, plot_particles(particles, out("particles")))
+        return paths
+    if is_resampling(rows):
+        return [plot_resampling(rows, out("loglik_rmse"))]
+    return plot_generic(rows, out_dir, prefix)
 
 def plot_generic(
     rows: Sequence[dict[str, Any]], directory: str, prefix: str = ""
@@ -160,12 +402,7 @@ def plot_workdir(workdir: str) -> list[str]:
     for name, path in sources.items():
         rows = metrics.read_jsonl(path)
         prefix = f"{name}_" if name else ""
-        if is_resampling(rows):
-            paths.append(
-                plot_resampling(rows, os.path.join(out_dir, f"{prefix}loglik_rmse.png"))
-            )
-        else:
-            paths.extend(plot_generic(rows, out_dir, prefix))
+        paths.extend(plot_experiment(rows, os.path.dirname(path), out_dir, prefix))
     for p in paths:
         logging.info("wrote %s", p)
     return paths

@@ -9,12 +9,27 @@ import pytest
 
 _ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
-# A tiny quickstart: one scheme, 50 particles, 10 steps, 4 filters per block.
+# A tiny quickstart: compilation dominates, so one or two blocks per experiment.
 _TINY = [
     "--config.experiments.resampling.schemes=('systematic',)",
     "--config.experiments.resampling.num_particles=(50,)",
     "--config.experiments.resampling.T=10",
     "--config.experiments.resampling.num_seeds=4",
+    "--config.experiments.particle_filter.filters=('bootstrap',)",
+    "--config.experiments.particle_filter.num_particles=(50,)",
+    "--config.experiments.particle_filter.T=10",
+    "--config.experiments.particle_filter.num_seeds=4",
+    "--config.experiments.smc_mixture.variants=('random_walk',)",
+    "--config.experiments.smc_mixture.num_particles=100",
+    "--config.experiments.smc_mixture.num_seeds=2",
+    "--config.experiments.smc_mixture.plot_grid_size=21",
+    "--config.experiments.fkc_annealing.tasks=('product',)",
+    "--config.experiments.fkc_annealing.variants=('fkc',)",
+    "--config.experiments.fkc_annealing.num_particles=64",
+    "--config.experiments.fkc_annealing.num_steps=20",
+    "--config.experiments.fkc_annealing.num_seeds=2",
+    "--config.experiments.fkc_annealing.grid_size=101",
+    "--config.experiments.fkc_annealing.plot_grid_size=21",
 ]
 
 
@@ -56,6 +71,11 @@ def test_quickstart_then_plot(tmp_path):
         "mean_resampling_steps",
     ]
     assert sum(line.startswith("systematic") for line in out.splitlines()) == 2
+    for name in ("particle_filter", "smc_mixture", "fkc_annealing"):
+        assert f"== {name} ==" in out
+    assert sum(line.startswith("bootstrap ") for line in out.splitlines()) == 1
+    assert sum(line.startswith("random_walk ") for line in out.splitlines()) == 1
+    assert sum(line.startswith("product ") for line in out.splitlines()) == 1
     assert "quickstart wall time:" in out
     assert "JAX process: 0 / 1" in proc.stderr
 
@@ -71,11 +91,28 @@ def test_quickstart_then_plot(tmp_path):
     with open(os.path.join(run_dir, "config.json")) as f:
         assert json.load(f)["num_seeds"] == 4
 
+    for name in ("particle_filter", "smc_mixture", "fkc_annealing"):
+        for file in ("config.json", "metrics.jsonl", "summary.json"):
+            assert os.path.exists(os.path.join(workdir, name, file)), (name, file)
+    for name in ("smc_mixture", "fkc_annealing"):
+        assert os.path.exists(os.path.join(workdir, name, "particles.npz")), name
+
     proc = _run("jaxsampling.plot", f"--workdir={workdir}")
-    png = os.path.join(workdir, "plots", "resampling_loglik_rmse.png")
-    assert proc.stdout.split() == [png]
-    with open(png, "rb") as f:
-        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    pngs = [
+        os.path.join(workdir, "plots", f"{name}.png")
+        for name in (
+            "fkc_annealing_particles",
+            "fkc_annealing_errors",
+            "particle_filter_error_vs_particles",
+            "resampling_loglik_rmse",
+            "smc_mixture_particles",
+            "smc_mixture_errors",
+        )
+    ]
+    assert proc.stdout.split() == pngs
+    for png in pngs:
+        with open(png, "rb") as f:
+            assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
 def test_main_rejects_extra_args_and_unknown_experiment(tmp_path):
@@ -87,7 +124,7 @@ def test_main_rejects_extra_args_and_unknown_experiment(tmp_path):
         check=False,
     )
     assert proc.returncode != 0
-    assert "unknown experiment 'nope'; known: ['resampling']" in proc.stderr
+    assert "unknown experiment 'nope'; known: ['fkc_annealing'," in proc.stderr
     proc = _run(
         "jaxsampling.main",
         "--config=configs/resampling.py",

@@ -23,6 +23,9 @@ TrainFn = Callable[[Any, str], dict]
 # name -> "module:function"; resolved lazily by get().
 EXPERIMENTS: dict[str, str] = {
     "resampling": "jaxsampling.train.resampling:train_and_evaluate",
+    "particle_filter": "jaxsampling.train.particle_filter:train_and_evaluate",
+    "smc_mixture": "jaxsampling.train.smc_mixture:train_and_evaluate",
+    "fkc_annealing": "jaxsampling.train.fkc_annealing:train_and_evaluate",
 }
 
 
@@ -39,10 +42,10 @@ def get(name: str) -> TrainFn:
         ValueError: if ``name`` is not registered; the message lists the known names.
 
     Example:
-        >>> get("nope")
+        >>> get("nope")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: unknown experiment 'nope'; known: ['resampling']
+        ValueError: unknown experiment 'nope'; known: ['fkc_annealing', ...]
     """
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; known: {sorted(EXPERIMENTS)}")

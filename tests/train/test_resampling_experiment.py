@@ -196,6 +196,8 @@ def test_bad_scheme_and_mode():
 def test_registry():
     assert train.get("resampling") is experiment.train_and_evaluate
     with pytest.raises(
-        ValueError, match=r"unknown experiment 'nope'; known: \['resampling'\]"
+        ValueError,
+        match=r"unknown experiment 'nope'; known: \['fkc_annealing', "
+        r"'particle_filter', 'resampling', 'smc_mixture'\]",
     ):
         train.get("nope")

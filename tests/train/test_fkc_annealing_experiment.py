@@ -1,0 +1,205 @@
+"""Tests for the fkc_annealing experiment: exact targets, end to end, resume."""
+
+import importlib.util
+import json
+import os
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsampling import checkpoint, metrics, train
+from jaxsampling.kernels.smc import mixtures
+from jaxsampling.train import fkc_annealing as experiment
+
+_CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+
+
+def _load_config(name):
+    spec = importlib.util.spec_from_file_location(
+        f"_test_cfg_{name}", os.path.join(_CONFIGS, f"{name}.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def small_config():
+    config = _load_config("fkc_annealing")
+    config.variants = ("fkc", "uncorrected")  # 4 compilations; killing below
+    config.num_particles = 256
+    config.num_steps = 100
+    config.num_seeds = 4
+    config.grid_size = 301
+    config.plot_grid_size = 41
+    return config
+
+
+def test_exact_targets():
+    config = small_config()
+    annealing = experiment.make_task("annealing", config)
+    # Separated modes of equal width: p^beta has mode weights ~ w_k^beta.
+    w = np.asarray(config.mode_weights) ** config.beta
+    np.testing.assert_allclose(annealing.exact["mode_weights"], w / w.sum(), atol=1e-4)
+    # Each mode of p^beta is N(mu_k, (0.4^2 + 0.01^2) / beta I): spread 2 var.
+    spread = 2 * (0.4**2 + 0.01**2) / config.beta
+    assert annealing.exact["spread"] == pytest.approx(spread, rel=1e-3)
+    assert sum(annealing.exact["mode_weights"]) == pytest.approx(1.0)
+
+    product = experiment.make_task("product", config)
+    assert len(product.centres) == 3  # the shared mode, the compromise, a cross term
+    # Quadrature of the product density (evaluated by jax, an independent path)
+    # agrees with the product mixture's exact moments and the numpy mode weights.
+    first = mixtures.GaussianMixture(
+        jnp.array([0.2, 0.8]), jnp.array([[-1.5, -1.5], [1.5, 1.5]]), jnp.full(2, 0.8)
+    )
+    second = first._replace(means=jnp.array([[-1.5, -1.5], [1.5, -1.5]]))
+    prod = mixtures.product(first.noised(0.01), second.noised(0.01))
+    np.testing.assert_allclose(product.exact["mean"], prod.mean(), atol=1e-5)
+    quad = experiment.quadrature(
+        lambda x: np.asarray(prod.log_density(jnp.asarray(x))),
+        product.centres,
+        config.grid_half_width,
+        config.grid_size,
+    )
+    np.testing.assert_allclose(quad["mean"], product.exact["mean"], atol=1e-4)
+    np.testing.assert_allclose(
+        quad["second_moment"], product.exact["second_moment"], atol=1e-3
+    )
+    np.testing.assert_allclose(
+        quad["mode_weights"], product.exact["mode_weights"], atol=1e-4
+    )
+    xs, ys, density = product.density
+    cell = float(xs[1] - xs[0]) ** 2
+    assert density.sum() * cell == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("straight"))
+    return workdir, experiment.train_and_evaluate(small_config(), workdir)
+
+
+def test_end_to_end_files_and_bias(straight_run):
+    workdir, summary = straight_run
+    config = small_config()
+    blocks = experiment.make_blocks(config)
+    rows = metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert [(r["task"], r["variant"]) for r in rows] == [tuple(b) for b in blocks]
+    with open(os.path.join(workdir, "summary.json")) as f:
+        assert json.load(f) == summary
+    assert summary["complete"]
+    assert set(summary["exact"]) == {"annealing", "product"}
+    results = {(r["task"], r["variant"]): r for r in summary["results"]}
+    for (task, variant), row in results.items():
+        k = len(summary["exact"][task]["mode_weights"])
+        assert len(row["estimated_mode_weights"]) == k
+        assert sum(row["estimated_mode_weights"]) == pytest.approx(1.0, abs=1e-4)
+        if variant == "uncorrected":
+            assert row["resampling_steps"] == 0 and row["ess_log_loss"] == 0.0
+        else:
+            assert row["resampling_steps"] == config.num_steps
+            assert row["ess_log_loss"] > 0.0
+    # Without weights the product-of-experts SDE piles mass on the compromise
+    # mode: a large mode-weight bias that the FK weights remove.
+    assert results[("product", "uncorrected")]["mode_weight_bias_tv"] > 0.3
+    assert (
+        results[("product", "fkc")]["mode_weight_tv"]
+        < 0.5 * results[("product", "uncorrected")]["mode_weight_tv"]
+    )
+    # Without weights the annealed SDE makes the modes too narrow.
+    assert results[("annealing", "uncorrected")]["spread_rel_error"] < -0.25
+    assert abs(results[("annealing", "fkc")]["spread_rel_error"]) < abs(
+        results[("annealing", "uncorrected")]["spread_rel_error"]
+    )
+    with np.load(os.path.join(workdir, "particles.npz")) as data:
+        assert list(data["labels"]) == [f"{t}: {v}" for t, v in blocks]
+        assert data["done"].all()
+        assert data["positions"].shape == (4, config.num_particles, 2)
+        np.testing.assert_allclose(data["weights"].sum(axis=1), 1.0, rtol=1e-4)
+        assert data["density"].shape == (4, 41, 41)
+
+
+def test_resume_gives_identical_summary(straight_run, tmp_path):
+    straight_dir, expected = straight_run
+    workdir = str(tmp_path / "resumed")
+    config = small_config()
+    config.stop_after_blocks = 3
+    partial = experiment.train_and_evaluate(config, workdir)
+    assert not partial["complete"] and len(partial["results"]) == 3
+    assert not os.path.exists(os.path.join(workdir, "summary.json"))
+    with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
+        assert ckpt.latest_step() == 3
+    with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
+        f.write(json.dumps({"step": 4, "stale": True}) + "\n")
+
+    assert experiment.train_and_evaluate(small_config(), workdir) == expected
+    read = lambda d: metrics.read_jsonl(os.path.join(d, "metrics.jsonl"))  # noqa: E731
+    assert read(workdir) == read(straight_dir)
+    with np.load(os.path.join(workdir, "particles.npz")) as a, np.load(
+        os.path.join(straight_dir, "particles.npz")
+    ) as b:
+        for name in a.files:
+            np.testing.assert_array_equal(a[name], b[name])
+    assert experiment.train_and_evaluate(small_config(), workdir) == expected
+
+
+def test_non_finite_estimate_raises_and_keeps_last_checkpoint(
+    straight_run, tmp_path, monkeypatch
+):
+    workdir = str(tmp_path / "nan")
+    real = experiment.run_samplers
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        out = real(*args, **kwargs)
+        if len(calls) == 2:
+            out = (out[0],) + (out[1].at[0, 0].set(jnp.nan),) + tuple(out[2:])
+        return out
+
+    monkeypatch.setattr(experiment, "run_samplers", flaky)
+    with pytest.raises(FloatingPointError, match="non-finite mean.*block 1"):
+        experiment.train_and_evaluate(small_config(), workdir)
+    with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
+        assert ckpt.latest_step() == 1
+    monkeypatch.setattr(experiment, "run_samplers", real)
+    assert experiment.train_and_evaluate(small_config(), workdir) == straight_run[1]
+
+
+def test_killing_variant(tmp_path):
+    config = small_config()
+    config.tasks = ("product",)
+    config.variants = ("fkc_killing",)
+    summary = experiment.train_and_evaluate(config, str(tmp_path))
+    (row,) = summary["results"]
+    assert row["resampling_steps"] == config.num_steps
+    assert np.isfinite(row["mode_weight_tv"]) and row["mode_weight_tv"] < 0.3
+
+
+def test_resume_with_other_config_raises(straight_run, tmp_path):
+    workdir = str(tmp_path / "other")
+    config = small_config()
+    config.stop_after_blocks = 1
+    experiment.train_and_evaluate(config, workdir)
+    other = small_config()
+    other.beta = 5.0
+    other.stop_after_blocks = 1
+    with pytest.raises(ValueError, match="different configuration"):
+        experiment.train_and_evaluate(other, workdir)
+
+
+def test_bad_names():
+    config = small_config()
+    config.tasks = ("annealing", "guidance")
+    with pytest.raises(ValueError, match="unknown task 'guidance'"):
+        experiment.make_blocks(config)
+    config = small_config()
+    config.variants = ("fkc", "svdd")
+    with pytest.raises(ValueError, match="unknown variant 'svdd'"):
+        experiment.make_blocks(config)
+
+
+def test_registry():
+    assert train.get("fkc_annealing") is experiment.train_and_evaluate

@@ -1,0 +1,177 @@
+"""Tests for the smc_mixture experiment: exact target, end to end, resume, NaN stop."""
+
+import importlib.util
+import json
+import math
+import os
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsampling import checkpoint, metrics, train
+from jaxsampling.train import _blocks
+from jaxsampling.train import smc_mixture as experiment
+
+_CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+
+
+def _load_config(name):
+    spec = importlib.util.spec_from_file_location(
+        f"_test_cfg_{name}", os.path.join(_CONFIGS, f"{name}.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def small_config():
+    config = _load_config("smc_mixture")
+    config.num_particles = 400  # every variant, one compilation each
+    config.num_seeds = 4
+    config.chain_length = 4
+    config.max_steps = 40
+    config.plot_grid_size = 41
+    return config
+
+
+def test_exact_posterior_matches_quadrature():
+    prior, likelihood, posterior = experiment.make_problem(small_config())
+    exact = experiment.exact_values(posterior)
+    # The four modes sit at the same distance from the prior mean, so the
+    # posterior keeps the likelihood's weights.
+    np.testing.assert_allclose(exact["mode_weights"], [0.1, 0.2, 0.3, 0.4], rtol=1e-5)
+    # Z = sum_k w_k N(mu_k; 0, (3^2 + 0.4^2) I) in closed form.
+    var = 9.0 + 0.16
+    z = math.exp(-8.0 / (2 * var)) / (2 * math.pi * var)  # the weights sum to 1
+    assert exact["log_z"] == pytest.approx(math.log(z), rel=1e-5)
+    # Against brute-force quadrature of prior x likelihood.
+    xs, ys, density = experiment.density_grid(posterior, 6.0, 601)
+    cell = float(xs[1] - xs[0]) ** 2
+    assert density.sum() * cell == pytest.approx(1.0, abs=1e-4)
+    axis = np.linspace(-6.0, 6.0, 601)
+    xx, yy = np.meshgrid(axis, axis, indexing="ij")
+    points = np.stack([xx, yy], -1).reshape(-1, 2)
+    joint = np.exp(
+        _blocks.mixture_log_density(prior, points)
+        + _blocks.mixture_log_density(likelihood, points)
+    )
+    assert math.log(joint.sum() * cell) == pytest.approx(exact["log_z"], abs=1e-4)
+    mean = (joint[:, None] * points).sum(0) / joint.sum()
+    np.testing.assert_allclose(mean, exact["mean"], atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("straight"))
+    return workdir, experiment.train_and_evaluate(small_config(), workdir)
+
+
+def test_end_to_end_files_and_accuracy(straight_run):
+    workdir, summary = straight_run
+    config = small_config()
+    rows = metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert [r["variant"] for r in rows] == ["random_walk", "mala", "waste_free"]
+    with open(os.path.join(workdir, "summary.json")) as f:
+        assert json.load(f) == summary
+    assert summary["complete"]
+    for row in summary["results"]:
+        assert row["logz_rmse"] ** 2 == pytest.approx(
+            row["logz_bias"] ** 2 + row["logz_std"] ** 2
+        )
+        # Loose sanity bounds (4 runs of 400 particles). Waste-free keeps only
+        # N / P = 100 ancestors per step, so its errors are several times larger.
+        loose = 3.0 if row["variant"] == "waste_free" else 1.0
+        assert row["logz_rmse"] < 0.5 * loose
+        assert row["mode_weight_tv"] < 0.2 * loose
+        assert 1 <= row["num_steps"] <= config.max_steps
+        assert 0.05 < row["acceptance"] < 0.95
+        assert sum(row["estimated_mode_weights"]) == pytest.approx(1.0, abs=1e-4)
+    by_variant = {r["variant"]: r for r in summary["results"]}
+    assert by_variant["random_walk"]["proposals_per_particle"] == pytest.approx(
+        by_variant["random_walk"]["num_steps"] * config.num_mcmc_steps
+    )
+    # particles.npz: one panel per variant, weights normalised, density on a grid.
+    with np.load(os.path.join(workdir, "particles.npz")) as data:
+        assert list(data["labels"]) == ["random_walk", "mala", "waste_free"]
+        assert data["done"].all()
+        assert data["positions"].shape == (3, config.num_particles, 2)
+        np.testing.assert_allclose(data["weights"].sum(axis=1), 1.0, rtol=1e-4)
+        assert data["density"].shape == (3, 41, 41)
+        assert np.isfinite(data["positions"]).all()
+
+
+def test_resume_gives_identical_summary(straight_run, tmp_path):
+    straight_dir, expected = straight_run
+    workdir = str(tmp_path / "resumed")
+    config = small_config()
+    config.stop_after_blocks = 1
+    partial = experiment.train_and_evaluate(config, workdir)
+    assert not partial["complete"] and len(partial["results"]) == 1
+    with np.load(os.path.join(workdir, "particles.npz")) as data:
+        assert data["done"].tolist() == [True, False, False]
+    with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
+        assert ckpt.latest_step() == 1
+    with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
+        f.write(json.dumps({"step": 2, "stale": True}) + "\n")
+
+    assert experiment.train_and_evaluate(small_config(), workdir) == expected
+    read = lambda d: metrics.read_jsonl(os.path.join(d, "metrics.jsonl"))  # noqa: E731
+    assert read(workdir) == read(straight_dir)
+    with np.load(os.path.join(workdir, "particles.npz")) as a, np.load(
+        os.path.join(straight_dir, "particles.npz")
+    ) as b:
+        for name in a.files:
+            np.testing.assert_array_equal(a[name], b[name])
+    assert experiment.train_and_evaluate(small_config(), workdir) == expected
+
+
+def test_non_finite_estimate_raises_and_keeps_last_checkpoint(
+    straight_run, tmp_path, monkeypatch
+):
+    workdir = str(tmp_path / "nan")
+    real = experiment.run_samplers
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        out = real(*args, **kwargs)
+        if len(calls) == 2:
+            out = (out[0].at[0].set(jnp.nan),) + tuple(out[1:])
+        return out
+
+    monkeypatch.setattr(experiment, "run_samplers", flaky)
+    with pytest.raises(FloatingPointError, match="non-finite log-evidence.*block 1"):
+        experiment.train_and_evaluate(small_config(), workdir)
+    with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
+        assert ckpt.latest_step() == 1
+    monkeypatch.setattr(experiment, "run_samplers", real)
+    assert experiment.train_and_evaluate(small_config(), workdir) == straight_run[1]
+
+
+def test_resume_with_other_config_raises(straight_run, tmp_path):
+    workdir = str(tmp_path / "other")
+    config = small_config()
+    config.stop_after_blocks = 1
+    experiment.train_and_evaluate(config, workdir)
+    other = small_config()
+    other.target_ess = 0.7
+    other.stop_after_blocks = 1
+    with pytest.raises(ValueError, match="different configuration"):
+        experiment.train_and_evaluate(other, workdir)
+
+
+def test_bad_variant_and_chain_length():
+    config = small_config()
+    config.variants = ("random_walk", "hmc")
+    with pytest.raises(ValueError, match="unknown variant 'hmc'"):
+        experiment.make_variants(config)
+    config = small_config()
+    config.chain_length = 7
+    with pytest.raises(ValueError, match="chain_length"):
+        experiment.make_variants(config)
+
+
+def test_registry():
+    assert train.get("smc_mixture") is experiment.train_and_evaluate
