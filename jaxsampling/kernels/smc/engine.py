@@ -74,7 +74,11 @@ class FeynmanKac(NamedTuple):
         of particles (waste-free SMC maps ``N / P`` resampled particles to
         ``N``).
       log_potential: ``(t, previous, particles) -> float[N]``,
-        ``log G_t(x_{t-1}, x_t)`` for every particle.
+        ``log G_t(x_{t-1}, x_t)`` for every particle. ``previous`` are the
+        particles ``mutate`` received (after resampling); in waste-free
+        steps they are the ``num_ancestors`` chain starts, so the potential
+        must map them to the N chain states itself (as
+        :mod:`~jaxsampling.kernels.smc.tempering` does).
       initial_log_potential: ``particles -> float[N]``, ``log G_0(x_0)``;
         ``None`` means ``G_0 = 1``.
     """
