@@ -258,6 +258,10 @@ def run(
       ``(state, info)``: the final weighted particles
       (``state.particles`` is :class:`mcmc.Particles`), the log-evidence
       estimate ``state.log_normalizer``, and a :class:`TemperingInfo`.
+      Check ``info.temperature[info.num_steps] == 1``: the run stops short
+      after ``max_steps`` steps, or stalls (``lambda`` stops rising) when
+      particles of zero likelihood hold more than ``1 - target_ess`` of the
+      weight; the particles then target an intermediate temperature.
 
     Raises:
       ValueError: bad sizes or fractions; ``chain_length`` not dividing N.
