@@ -8,6 +8,15 @@ import pytest
 MODULES = [
     "jaxsampling.kernels.resampling",
     "jaxsampling.sharding",
+    "jaxsampling.kernels.smc",
+    "jaxsampling.kernels.smc.engine",
+    "jaxsampling.kernels.smc.filters",
+    "jaxsampling.kernels.smc.mcmc",
+    "jaxsampling.kernels.smc.tempering",
+    "jaxsampling.kernels.smc.correctors",
+    "jaxsampling.kernels.smc.mixtures",
+    "jaxsampling.kernels.smc.svdd",
+    "jaxsampling.train.kalman",
 ]
 
 
