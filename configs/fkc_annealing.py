@@ -2,7 +2,8 @@ r"""Feynman-Kac correctors: annealing p^10 of a 4-mode mixture, product of two e
 
 Annealing: p = sum_k w_k N(mu_k, 0.4^2 I), mu_k = (+-1.5, +-1.5),
 w proportional to (1.0, 0.93, 0.87, 0.80), target p^beta with beta = 10 (exact by
-grid quadrature). Product of experts: two 2-mode experts that share one mode
+grid quadrature), sampled with the tempered-noise SDE (drift s, noise variance
+1/beta; annealing_noise="target_score" for drift beta s). Product of experts: two 2-mode experts that share one mode
 (exact: mixtures.product). Each with FK weights (resampling every step, or the
 killing scheme) and without (corrected=False, biased); 512 particles, 500 noise
 levels geometric from 5.0 to 0.01, initial draws N(0, 3^2 I); 32 runs per cell.
@@ -45,6 +46,9 @@ def get_config(arg=None):
     config.mode_means = ((-1.5, -1.5), (-1.5, 1.5), (1.5, -1.5), (1.5, 1.5))
     config.mode_sd = 0.4
     config.beta = 10.0
+    # "tempered": drift s, noise Delta / beta (finite-variance weights at beta = 10);
+    # "target_score": drift beta s, unit noise (weights of infinite variance).
+    config.annealing_noise = "tempered"
 
     # Product task: two experts; the product's components heavier than
     # min_mode_weight are its modes.

@@ -305,11 +305,15 @@ def make_model(
     beta: float,
     init_sd: float,
     corrected: bool,
+    noise: str = "tempered",
 ) -> engine.FeynmanKac:
-    """The FKC (``corrected``) or plain reverse-SDE model of a task."""
+    """The FKC (``corrected``) or plain reverse-SDE model of a task.
+
+    ``noise`` selects the annealing SDE (see ``correctors.annealing``).
+    """
     if task == "annealing":
         return correctors.annealing(
-            parts[0], beta, sigmas, init_sd, corrected=corrected
+            parts[0], beta, sigmas, init_sd, corrected=corrected, noise=noise
         )
     return correctors.product_of_experts(
         parts[0], parts[1], sigmas, init_sd, corrected=corrected
@@ -326,6 +330,7 @@ def make_model(
         "init_sd",
         "scheme",
         "batch_size",
+        "noise",
     ),
 )
 def run_samplers(
@@ -341,6 +346,7 @@ def run_samplers(
     init_sd: float,
     scheme: str,
     batch_size: int | None = None,
+    noise: str = "tempered",
 ) -> tuple[Array, ...]:
     """Runs one sampler per key; returns the per-run estimates.
 
@@ -352,7 +358,7 @@ def run_samplers(
     """
     corrected = variant != "uncorrected"
     model = make_model(
-        task, parts, sigmas, beta=beta, init_sd=init_sd, corrected=corrected
+        task, parts, sigmas, beta=beta, init_sd=init_sd, corrected=corrected, noise=noise
     )
     num_steps = sigmas.shape[0] - 1
     run_scheme = "killing" if variant == "fkc_killing" else scheme
@@ -438,6 +444,7 @@ def _meta(blocks: list[Block], config: Any) -> dict:
         "mode_means",
         "mode_sd",
         "beta",
+        "annealing_noise",
         "first_weights",
         "first_means",
         "first_sd",
@@ -502,6 +509,7 @@ def train_and_evaluate(config: Any, workdir: str) -> dict:
             init_sd=float(config.init_sd),
             scheme=str(config.scheme),
             batch_size=batch_size,
+            noise=str(config.annealing_noise),
         )
         mode_w, means, m2, spreads, loss, min_ess, counts, x, log_w = (
             np.asarray(a) for a in out

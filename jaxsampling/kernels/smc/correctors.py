@@ -17,14 +17,20 @@ operator, then ``E[exp(∫ g) phi(x)] ∝ ∫ p phi``. The rates ``g`` follow
 from the heat equation ``d q / d tau = (1/2) Laplacian q``; with
 ``s = grad log q_sigma``:
 
-=====================  =======================  ==============================
-target path            drift ``v``              weight rate ``g`` (per ``-d tau``)
-=====================  =======================  ==============================
-``q^beta`` (annealing) ``beta s``               ``(1/2) beta (beta - 1) |s|^2``
-``q1 q2`` (product)    ``s1 + s2``              ``<s1, s2>``
-=====================  =======================  ==============================
+=========================  ==========================  =================================
+target path                drift ``v`` (noise)         weight rate ``g`` (per ``-d tau``)
+=========================  ==========================  =================================
+``q^beta``, target score   ``beta s`` (unit)           ``(1/2) beta (beta - 1) |s|^2``
+``q^beta``, tempered noise ``s`` (variance ``1/beta``)  ``(1/2) (1 - beta) Laplacian log q``
+``q1 q2`` (product)        ``s1 + s2`` (unit)          ``<s1, s2>``
+=========================  ==========================  =================================
 
-(the Laplacian terms cancel in both, so no divergence is needed). The
+(with drift ``a s`` and noise variance ``c``, the rate's Laplacian term is
+``(a - beta (1 + c) / 2) Laplacian log q`` and its ``|s|^2`` term
+``beta (a - 1/2 - c beta / 2) |s|^2``: the first row cancels the Laplacian,
+the second the ``|s|^2`` term). For a Gaussian ``q`` the tempered-noise
+sampler is exact without weights (``Laplacian log q`` is constant); for a
+mixture its weights only vary between and across overlapping modes. The
 Euler-Maruyama step from ``sigma_{t-1}`` to ``sigma_t``, with
 ``Delta = sigma_{t-1}^2 - sigma_t^2``, is
 
@@ -43,14 +49,16 @@ alternative that suits small steps: a particle is kept with probability
 exactly, so the only approximation left is the time discretisation.
 
 **Variance.** The weights are exact but not always of finite variance. For
-annealing with the drift ``beta s``, a particle's expected future weight
+annealing with the target-score drift ``beta s``, a particle's expected future weight
 grows like ``exp((beta - 1) |x - mu|^2 / 2a)`` while the particles spread
 like ``N(mu, a / beta)``, so the weights' second moment is finite only for
 ``beta < 2`` (checked exactly on 1-D Gaussians, whatever the step count;
 ``tests/kernels/smc/test_correctors.py::test_finite_variance_criterion``).
 At ``beta = 10`` the estimates are consistent but their seed-to-seed spread
 barely shrinks with N (mode-weight sd 0.29 at N = 1024, 0.26 at N = 4096
-on the 4-mode toy): use such runs for pictures, not for estimates. The
+on the 4-mode toy). The tempered-noise variant (``noise="tempered"``) has no
+such problem: at ``beta = 10`` on the same toy, 512 particles give mode
+weights within 1.5 SE of the exact ones with a seed-to-seed sd of 0.15. The
 product of experts behaves like ``beta = 2`` while ``sigma`` is much wider
 than the experts, so start it at a moderate ``sigma_max``.
 
@@ -105,6 +113,7 @@ def sde_model(
     sigmas: Array,
     dim: int,
     init_sd: float,
+    noise_scale: float = 1.0,
 ) -> engine.FeynmanKac:
     """The Feynman-Kac model of an Euler-Maruyama reverse-diffusion sampler.
 
@@ -120,6 +129,7 @@ def sde_model(
         ``sigmas[t - 1]`` to ``sigmas[t]``.
       dim: d.
       init_sd: standard deviation of the initial Gaussian draws.
+      noise_scale: the SDE's noise is ``noise_scale * sqrt(Delta) z``.
     """
     sigmas = jnp.asarray(sigmas)
 
@@ -132,7 +142,7 @@ def sde_model(
     def mutate(key, t, x):
         delta = step_size(t)
         z = jax.random.normal(key, x.shape, x.dtype)
-        return x + delta * velocity(x, sigmas[t - 1]) + jnp.sqrt(delta) * z
+        return x + delta * velocity(x, sigmas[t - 1]) + noise_scale * jnp.sqrt(delta) * z
 
     if log_weight_rate is None:
         zeros = lambda x: jnp.zeros(x.shape[:1], x.dtype)
@@ -153,6 +163,7 @@ def annealing(
     sigmas: Array,
     init_sd: float,
     corrected: bool = True,
+    noise: str = "target_score",
 ) -> engine.FeynmanKac:
     """FKC annealing: samples ``q_{sigma_min}^beta`` with the drift ``beta s``.
 
@@ -163,8 +174,13 @@ def annealing(
       beta: the inverse temperature.
       sigmas: decreasing noise levels (:func:`geometric_sigmas`).
       init_sd: initial draws ``N(0, init_sd^2 I)``.
-      corrected: False drops the weights (the plain annealed-score SDE,
-        which is biased).
+      corrected: False drops the weights (the plain SDE, which is biased).
+      noise: ``"target_score"``: drift ``beta s``, unit noise, rate
+        ``(1/2) beta (beta - 1) |s|^2`` (finite-variance weights only for
+        ``beta < 2``). ``"tempered"``: drift ``s``, noise variance
+        ``Delta / beta``, rate ``(1/2) (1 - beta) Laplacian log q``; exact
+        without weights when ``q`` is Gaussian, and the weights only vary
+        between modes, so it stays accurate at large beta.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -178,13 +194,27 @@ def annealing(
       (256, 2)
     """
 
-    def velocity(x, sigma):
-        return beta * mixture.noised(sigma).score(x)
+    if noise == "target_score":
 
-    def rate(x, sigma):
-        s = mixture.noised(sigma).score(x)
-        return 0.5 * beta * (beta - 1.0) * jnp.sum(s**2, axis=-1)
+        def velocity(x, sigma):
+            return beta * mixture.noised(sigma).score(x)
 
+        def rate(x, sigma):
+            s = mixture.noised(sigma).score(x)
+            return 0.5 * beta * (beta - 1.0) * jnp.sum(s**2, axis=-1)
+
+        noise_scale = 1.0
+    elif noise == "tempered":
+
+        def velocity(x, sigma):
+            return mixture.noised(sigma).score(x)
+
+        def rate(x, sigma):
+            return 0.5 * (1.0 - beta) * mixture.noised(sigma).laplacian_log_density(x)
+
+        noise_scale = 1.0 / math.sqrt(beta)
+    else:
+        raise ValueError(f"noise must be 'target_score' or 'tempered', got {noise!r}")
     return sde_model(
         velocity,
         rate if corrected else None,
@@ -192,6 +222,7 @@ def annealing(
         sigmas,
         mixture.dim,
         init_sd,
+        noise_scale=noise_scale,
     )
 
 

@@ -80,6 +80,20 @@ class GaussianMixture(NamedTuple):
         pull = (self.means - x[..., None, :]) / (self.sds**2)[:, None]
         return jnp.sum(r[..., None] * pull, axis=-2)
 
+    def laplacian_log_density(self, x: ArrayLike) -> Array:
+        """``Laplacian_x log p(x)``, shape [...].
+
+        With ``g_k = (mu_k - x) / s_k^2`` and responsibilities ``r_k``:
+        ``sum_k r_k (|g_k|^2 - d / s_k^2) - |sum_k r_k g_k|^2``.
+        """
+        x = jnp.asarray(x)
+        r = self.responsibilities(x)
+        var = self.sds**2
+        pull = (self.means - x[..., None, :]) / var[:, None]
+        mean_pull = jnp.sum(r[..., None] * pull, axis=-2)
+        per_component = jnp.sum(pull**2, axis=-1) - self.dim / var
+        return jnp.sum(r * per_component, axis=-1) - jnp.sum(mean_pull**2, axis=-1)
+
     def noised(self, sigma: ArrayLike) -> GaussianMixture:
         """The mixture convolved with ``N(0, sigma^2 I)``."""
         return self._replace(sds=jnp.sqrt(self.sds**2 + jnp.asarray(sigma) ** 2))

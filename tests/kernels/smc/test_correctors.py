@@ -403,6 +403,57 @@ def test_annealing_2d_corrected_passes_uncorrected_fails(scheme):
             _assert_target(plain, exact)
 
 
+def _annealing_exact_at(beta):
+    """E[features] under q_{sigma_min}^beta by quadrature on mixtures.grid."""
+    points, _ = mixtures.grid(-4.0, 4.0, 801)
+    points = np.asarray(points, np.float64)
+    noised = ANNEAL_MIX._replace(sds=jnp.sqrt(ANNEAL_MIX.sds**2 + SIGMA_MIN**2))
+    log_dens = beta * np.log(_np_mixture_density(noised, points))
+    dens = np.exp(log_dens - log_dens.max())
+    dens /= dens.sum()
+    return dens @ np.asarray(_features(points))
+
+
+@pytest.mark.parametrize(
+    "scheme",
+    ["systematic", pytest.param("killing", marks=pytest.mark.slow)],
+)
+def test_annealing_beta_10_tempered_noise(scheme):
+    """The issue's beta = 10 on the FKC toy (4 modes, sd 0.4), 512 particles.
+
+    With drift ``s`` and noise ``Delta / beta`` the weights (rate
+    ``(1/2)(1 - beta) Laplacian log q``) only vary between modes, so their
+    variance stays finite at beta = 10; the same assertion rejects the
+    unweighted sampler (its second moments are ~50 SE off).
+    """
+    beta, num_steps = 10.0, 200
+    exact = _annealing_exact_at(beta)
+    sig = correctors.geometric_sigmas(5.0, SIGMA_MIN, num_steps)
+
+    def estimates(corrected):
+        model = correctors.annealing(
+            ANNEAL_MIX, beta, sig, 3.0, corrected=corrected, noise="tempered"
+        )
+        return _features_per_seed(
+            model, 512, num_steps, 1.0 if corrected else 0.0, scheme, NUM_SEEDS
+        )
+
+    _assert_target(estimates(True), exact)
+    if scheme == "systematic":
+        with pytest.raises(AssertionError):
+            _assert_target(estimates(False), exact)
+
+
+def test_tempered_noise_rate_is_the_laplacian():
+    x = jax.random.normal(jax.random.key(5), (6, 2))
+    hessian_trace = jax.vmap(lambda y: jnp.trace(jax.hessian(ANNEAL_MIX.log_density)(y)))
+    np.testing.assert_allclose(
+        ANNEAL_MIX.laplacian_log_density(x), hessian_trace(x), rtol=1e-4, atol=1e-4
+    )
+    with pytest.raises(ValueError, match="noise"):
+        correctors.annealing(ANNEAL_MIX, 2.0, jnp.array([1.0, 0.1]), 1.0, noise="bad")
+
+
 @pytest.mark.slow
 def test_annealing_2d_more_particles_and_seeds():
     exact = _annealing_exact()
