@@ -126,7 +126,9 @@ def sde_model(
         ``p_{sigma_max}(x) / N(x; 0, init_sd^2 I)``. Ignored when
         ``log_weight_rate`` is ``None``.
       sigmas: float[K + 1] decreasing noise levels; step ``t`` goes from
-        ``sigmas[t - 1]`` to ``sigmas[t]``.
+        ``sigmas[t - 1]`` to ``sigmas[t]``. Run exactly K steps
+        (``smc.run(..., num_steps=K)``): JAX clamps out-of-range indices, so
+        extra steps would do nothing (but resample) and fewer stop early.
       dim: d.
       init_sd: standard deviation of the initial Gaussian draws.
       noise_scale: the SDE's noise is ``noise_scale * sqrt(Delta) z``.
@@ -165,9 +167,12 @@ def annealing(
     corrected: bool = True,
     noise: str = "target_score",
 ) -> engine.FeynmanKac:
-    """FKC annealing: samples ``q_{sigma_min}^beta`` with the drift ``beta s``.
+    """FKC annealing: samples ``q_{sigma_min}^beta``.
 
-    Weight rate ``(1/2) beta (beta - 1) |grad log q_sigma|^2``.
+    ``noise="target_score"``: drift ``beta s``, unit noise, weight rate
+    ``(1/2) beta (beta - 1) |grad log q_sigma|^2``. ``noise="tempered"``:
+    drift ``s``, noise variance ``Delta / beta``, weight rate
+    ``(1/2) (1 - beta) Laplacian log q_sigma``.
 
     Args:
       mixture: the data density ``p`` (its scores are analytic).

@@ -20,7 +20,7 @@ and SMC approximates ``Q_t`` by N weighted particles. Each :func:`step`
    update) to the log normalising-constant estimate.
 
 The estimate ``Z_hat = prod_t sum_i W_{t-1,i} G_t(i)`` is unbiased on the
-natural scale, ``E[Z_hat] = Z_T``, for every resampling scheme that is
+natural scale, ``E[Z_hat] = Z_T``, for every unbiased resampling scheme
 (Del Moral 2004; Chopin & Papaspiliopoulos 2020, ch. 16).
 
 Particles are any pytree whose leaves have leading axis N. Weights stay in
@@ -190,7 +190,7 @@ def init(key: PRNGKey, model: FeynmanKac, num_particles: int) -> tuple[State, In
             f"{_num_particles(particles)}"
         )
     if model.initial_log_potential is None:
-        log_g = jnp.zeros((num_particles,), jnp.float32)
+        log_g = jnp.zeros((num_particles,), jnp.result_type(float))
     else:
         log_g = _check_log_potential(
             model.initial_log_potential(particles),

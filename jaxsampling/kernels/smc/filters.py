@@ -31,6 +31,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxsampling.kernels import resampling
 from jaxsampling.kernels.smc import engine
@@ -201,7 +202,7 @@ def filter(
       >>> means.shape, info.ess.shape
       ((3,), (3,))
     """
-    if not isinstance(num_observations, int) or num_observations < 1:
+    if not isinstance(num_observations, (int, np.integer)) or num_observations < 1:
         raise ValueError(
             f"num_observations must be a positive int, got {num_observations!r}"
         )

@@ -117,6 +117,11 @@ def cloud_cholesky(position: Array, weights: Array, jitter: float = 1e-6) -> Arr
     return jnp.linalg.cholesky(cov + jitter * scale * jnp.eye(d, dtype=cov.dtype))
 
 
+def _tempered(temperature: Array, log_likelihood: Array) -> Array:
+    """``temperature * log_likelihood``, 0 at temperature 0 (never ``0 * -inf``)."""
+    return jnp.where(temperature > 0, temperature * log_likelihood, 0.0)
+
+
 def _accept(key: PRNGKey, log_ratio: Array, current: Particles, proposed: Particles):
     log_u = jnp.log(jax.random.uniform(key, log_ratio.shape, log_ratio.dtype))
     accepted = log_u < jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
@@ -163,7 +168,7 @@ def random_walk(
     noise_key, accept_key = jax.random.split(key)
     z = jax.random.normal(noise_key, (n, d), particles.position.dtype)
     proposed = evaluate(target, particles.position + s * z @ chol.T)
-    log_target = lambda p: p.log_prior + temperature * p.log_likelihood
+    log_target = lambda p: p.log_prior + _tempered(temperature, p.log_likelihood)
     return _accept(accept_key, log_target(proposed) - log_target(particles), particles, proposed)
 
 
@@ -194,7 +199,7 @@ def mala(
     noise_key, accept_key = jax.random.split(key)
 
     def log_target(x):
-        return target.log_prior(x) + temperature * target.log_likelihood(x)
+        return target.log_prior(x) + _tempered(temperature, target.log_likelihood(x))
 
     grad = jax.vmap(jax.grad(log_target))
     cov = chol @ chol.T
@@ -212,7 +217,7 @@ def mala(
     z = jax.random.normal(noise_key, (n, d), x.dtype)
     proposed = evaluate(target, mean_x + h * z @ chol.T)
     mean_y = forward_mean(proposed.position)
-    lt = lambda p: p.log_prior + temperature * p.log_likelihood
+    lt = lambda p: p.log_prior + _tempered(temperature, p.log_likelihood)
     log_ratio = (
         lt(proposed) - lt(particles) + log_q(x, mean_y) - log_q(proposed.position, mean_x)
     )

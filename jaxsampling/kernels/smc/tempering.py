@@ -319,7 +319,8 @@ def run(
     )
 
     if target_acceptance is None:
-        target_acceptance = mcmc.OPTIMAL_ACCEPTANCE.get(kernel)
+        base = kernel.func if isinstance(kernel, functools.partial) else kernel
+        target_acceptance = mcmc.OPTIMAL_ACCEPTANCE.get(base)
 
     def cond(carry):
         _, current, _, info = carry
