@@ -209,10 +209,6 @@ def _check_ess_threshold(ess_threshold: Any) -> None:
         raise ValueError(f"ess_threshold must be a float >= 0, got {ess_threshold!r}")
 
 
-def _always(ess_threshold: float) -> bool:
-    return ess_threshold >= 1.0
-
-
 def _resample(
     key: PRNGKey,
     state: State,
@@ -220,35 +216,38 @@ def _resample(
     ess_threshold: float,
     num_ancestors: int | None,
 ) -> tuple[ArrayTree, Array, Array]:
+    """The particles to move, their normalised log-weights over the N particles
+    of the step's output, and whether resampling happened.
+
+    An invalid state (NaN log-weights) stays invalid: NaN weights, no resampling.
+    """
     num_particles = state.log_weights.shape[0]
+    bad = jnp.isnan(state.log_weights).any()
+    uniform = jnp.full_like(state.log_weights, -math.log(num_particles))
     if num_ancestors is not None:
-        # Waste-free: always draws num_ancestors ancestors, weights then uniform.
-        # An invalid state (NaN or all-zero weights) stays invalid: NaN weights.
-        bad = jnp.isnan(state.log_weights).any()
+        # Waste-free: always draws num_ancestors ancestors; mutate maps them to N.
         ancestors, info = resampling.resample(
             key, jnp.where(bad, 0.0, state.log_weights), num_ancestors, scheme
         )
         valid = info.valid & ~bad
         safe = jnp.maximum(ancestors, 0)
         particles = jax.tree.map(lambda x: sharding.gather_batch(x, safe), state.particles)
-        log_weights = jnp.where(
-            valid, jnp.zeros((num_ancestors,), state.log_weights.dtype), jnp.nan
-        )
-        return particles, log_weights, valid
+        return particles, jnp.where(valid, uniform, jnp.nan), valid
     if ess_threshold <= 0.0:
         return state.particles, state.log_weights, jnp.bool_(False)
-    threshold = jnp.inf if _always(ess_threshold) else ess_threshold * num_particles
-    bad = jnp.isnan(state.log_weights).any()
-    # NaN log-weights: an invalid state; keep it (and its flag) as it is.
+    fraction = jnp.inf if ess_threshold >= 1.0 else ess_threshold
+    # A bad state gets threshold 0: never resampled, its NaN weights kept.
     particles, log_weights, resampled = resampling.resample_if(
         key,
         jnp.where(bad, 0.0, state.log_weights),
         state.particles,
-        jnp.where(bad, 0.0, threshold / num_particles),
+        jnp.where(bad, 0.0, fraction),
         scheme,
     )
-    log_weights = jnp.where(bad, state.log_weights, log_weights)
-    return particles, log_weights, resampled & ~bad
+    # Not resampled: the stored (normalised) weights, or NaN if the scheme
+    # rejected them; resampled: uniform.
+    kept = jnp.where(bad, state.log_weights, log_weights)
+    return particles, jnp.where(resampled, uniform, kept), resampled
 
 
 def step(
@@ -300,11 +299,6 @@ def step(
     log_g = _check_log_potential(
         model.log_potential(t, previous, particles), num_particles, "model.log_potential"
     )
-    if num_ancestors is not None:
-        uniform = jnp.full((num_particles,), -math.log(num_particles), log_g.dtype)
-        log_weights = jnp.where(jnp.isnan(log_weights).any(), jnp.nan, uniform)
-    else:
-        log_weights = log_weights - jax.nn.logsumexp(log_weights)
     new_log_weights, increment, ess, valid = _reweight(log_weights, log_g)
     state = State(particles, new_log_weights, state.log_normalizer + increment)
     return state, Info(ess, resampled, increment, valid)

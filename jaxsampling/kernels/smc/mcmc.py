@@ -118,7 +118,10 @@ def cloud_cholesky(position: Array, weights: Array, jitter: float = 1e-6) -> Arr
 
 
 def _tempered(temperature: Array, log_likelihood: Array) -> Array:
-    """``temperature * log_likelihood``, 0 at temperature 0 (never ``0 * -inf``)."""
+    """``temperature * log_likelihood``, 0 at temperature 0 (never ``0 * -inf``).
+
+    Shared with :mod:`~jaxsampling.kernels.smc.tempering` (its increments).
+    """
     return jnp.where(temperature > 0, temperature * log_likelihood, 0.0)
 
 

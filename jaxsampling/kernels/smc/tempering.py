@@ -132,8 +132,8 @@ def next_temperature(
     current = jnp.asarray(current, log_weights.dtype)
 
     def cess(delta):
-        # 0 * -inf would be NaN: a zero-likelihood particle has G = 0 for delta > 0.
-        scaled = jnp.where(delta > 0, delta * log_likelihood, 0.0)
+        # A zero-likelihood particle has G = 0 for delta > 0, G = 1 at delta = 0.
+        scaled = mcmc._tempered(delta, log_likelihood)
         a = jax.nn.logsumexp(log_weights + scaled)
         b = jax.nn.logsumexp(log_weights + 2.0 * scaled)
         return jnp.exp(2.0 * a - b)
@@ -193,7 +193,7 @@ def _log_potential(t: StepInput, previous: mcmc.Particles, x: mcmc.Particles) ->
     if ll.shape != x.log_likelihood.shape:  # waste-free: chains of P states
         reps = x.log_likelihood.shape[0] // ll.shape[0]
         ll = jnp.tile(ll, reps)
-    return jnp.where(delta > 0, delta * ll, 0.0)
+    return mcmc._tempered(delta, ll)
 
 
 def _move(key, t, particles, target, kernel, num_mcmc_steps, chain_length):
@@ -333,7 +333,7 @@ def run(
             state.log_weights, state.particles.log_likelihood, current, target_ess
         )
         delta = temperature - current
-        scaled = jnp.where(delta > 0, delta * state.particles.log_likelihood, 0.0)
+        scaled = mcmc._tempered(delta, state.particles.log_likelihood)
         weights = jax.nn.softmax(state.log_weights + scaled)
         chol = mcmc.cloud_cholesky(state.particles.position, weights)
         t = StepInput(current, temperature, chol, scale)
