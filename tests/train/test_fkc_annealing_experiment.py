@@ -1,6 +1,5 @@
 """Tests for the fkc_annealing experiment: exact targets, end to end, resume."""
 
-import importlib.util
 import json
 import os
 
@@ -11,21 +10,12 @@ import pytest
 from jaxsampling import checkpoint, metrics, train
 from jaxsampling.kernels.smc import mixtures
 from jaxsampling.train import fkc_annealing as experiment
+from tests.train import helpers
 
-_CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
-
-
-def _load_config(name):
-    spec = importlib.util.spec_from_file_location(
-        f"_test_cfg_{name}", os.path.join(_CONFIGS, f"{name}.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
 
 
 def small_config():
-    config = _load_config("fkc_annealing")
+    config = helpers.load_config("fkc_annealing")
     config.variants = ("fkc", "uncorrected")  # 4 compilations; killing below
     config.num_particles = 256
     config.num_steps = 100
@@ -133,18 +123,12 @@ def test_resume_gives_identical_summary(straight_run, tmp_path):
     assert not os.path.exists(os.path.join(workdir, "summary.json"))
     with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
         assert ckpt.latest_step() == 3
-    with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
-        f.write(json.dumps({"step": 4, "stale": True}) + "\n")
+    helpers.append_stale_metrics_line(workdir, 4)
 
-    assert experiment.train_and_evaluate(small_config(), workdir) == expected
-    read = lambda d: metrics.read_jsonl(os.path.join(d, "metrics.jsonl"))  # noqa: E731
-    assert read(workdir) == read(straight_dir)
-    with np.load(os.path.join(workdir, "particles.npz")) as a, np.load(
-        os.path.join(straight_dir, "particles.npz")
-    ) as b:
-        for name in a.files:
-            np.testing.assert_array_equal(a[name], b[name])
-    assert experiment.train_and_evaluate(small_config(), workdir) == expected
+    helpers.assert_resume_matches_straight_run(
+        lambda d: experiment.train_and_evaluate(small_config(), d),
+        workdir, straight_dir, expected, npz=True,
+    )
 
 
 def test_non_finite_estimate_raises_and_keeps_last_checkpoint(

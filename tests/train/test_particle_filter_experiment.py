@@ -1,6 +1,5 @@
 """Tests for the particle_filter experiment: end to end, resume, NaN stop, registry."""
 
-import importlib.util
 import json
 import os
 
@@ -12,21 +11,12 @@ import pytest
 from jaxsampling import checkpoint, metrics, train
 from jaxsampling.train import kalman
 from jaxsampling.train import particle_filter as experiment
+from tests.train import helpers
 
-_CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
-
-
-def _load_config(name):
-    spec = importlib.util.spec_from_file_location(
-        f"_test_cfg_{name}", os.path.join(_CONFIGS, f"{name}.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
 
 
 def small_config():
-    config = _load_config("particle_filter")
+    config = helpers.load_config("particle_filter")
     config.num_particles = (100, 1000)  # compilation dominates: 4 programs
     config.num_seeds = 16
     config.T = 20
@@ -86,7 +76,7 @@ def test_end_to_end_files_and_accuracy(straight_run):
 
 
 def test_resume_gives_identical_summary(straight_run, tmp_path):
-    _, expected = straight_run
+    straight_dir, expected = straight_run
     workdir = str(tmp_path / "resumed")
     config = small_config()
     config.stop_after_blocks = 2
@@ -96,15 +86,11 @@ def test_resume_gives_identical_summary(straight_run, tmp_path):
     with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
         assert ckpt.latest_step() == 2
     # A line logged after the last checkpoint (killed between the two) is dropped.
-    with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
-        f.write(json.dumps({"step": 3, "stale": True}) + "\n")
-
-    resumed = experiment.train_and_evaluate(small_config(), workdir)
-    assert resumed == expected
-    straight_rows = metrics.read_jsonl(os.path.join(straight_run[0], "metrics.jsonl"))
-    assert metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl")) == straight_rows
-    # A finished workdir: nothing is redone, the same summary comes back.
-    assert experiment.train_and_evaluate(small_config(), workdir) == expected
+    helpers.append_stale_metrics_line(workdir, 3)
+    helpers.assert_resume_matches_straight_run(
+        lambda d: experiment.train_and_evaluate(small_config(), d),
+        workdir, straight_dir, expected,
+    )
 
 
 def test_non_finite_estimate_raises_and_keeps_last_checkpoint(

@@ -1,6 +1,5 @@
 """Tests for the resampling experiment: Kalman reference, end to end, resume."""
 
-import importlib.util
 import json
 import os
 
@@ -12,21 +11,12 @@ import pytest
 from jaxsampling import checkpoint, metrics, train
 from jaxsampling.train import kalman
 from jaxsampling.train import resampling as experiment
+from tests.train import helpers
 
-_CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
-
-
-def _load_config(name):
-    spec = importlib.util.spec_from_file_location(
-        f"_test_cfg_{name}", os.path.join(_CONFIGS, f"{name}.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
 
 
 def small_config():
-    config = _load_config("resampling")
+    config = helpers.load_config("resampling")
     config.schemes = ("systematic",)  # compilation dominates: one scheme, two sizes
     config.num_particles = (100, 1000)
     config.num_seeds = 8

@@ -1,6 +1,5 @@
 """Tests for the smc_mixture experiment: exact target, end to end, resume, NaN stop."""
 
-import importlib.util
 import json
 import math
 import os
@@ -12,21 +11,12 @@ import pytest
 from jaxsampling import checkpoint, metrics, train
 from jaxsampling.train import _blocks
 from jaxsampling.train import smc_mixture as experiment
+from tests.train import helpers
 
-_CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
-
-
-def _load_config(name):
-    spec = importlib.util.spec_from_file_location(
-        f"_test_cfg_{name}", os.path.join(_CONFIGS, f"{name}.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
 
 
 def small_config():
-    config = _load_config("smc_mixture")
+    config = helpers.load_config("smc_mixture")
     config.num_particles = 400  # every variant, one compilation each
     config.num_seeds = 4
     config.chain_length = 4
@@ -113,18 +103,12 @@ def test_resume_gives_identical_summary(straight_run, tmp_path):
         assert data["done"].tolist() == [True, False, False]
     with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
         assert ckpt.latest_step() == 1
-    with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
-        f.write(json.dumps({"step": 2, "stale": True}) + "\n")
+    helpers.append_stale_metrics_line(workdir, 2)
 
-    assert experiment.train_and_evaluate(small_config(), workdir) == expected
-    read = lambda d: metrics.read_jsonl(os.path.join(d, "metrics.jsonl"))  # noqa: E731
-    assert read(workdir) == read(straight_dir)
-    with np.load(os.path.join(workdir, "particles.npz")) as a, np.load(
-        os.path.join(straight_dir, "particles.npz")
-    ) as b:
-        for name in a.files:
-            np.testing.assert_array_equal(a[name], b[name])
-    assert experiment.train_and_evaluate(small_config(), workdir) == expected
+    helpers.assert_resume_matches_straight_run(
+        lambda d: experiment.train_and_evaluate(small_config(), d),
+        workdir, straight_dir, expected, npz=True,
+    )
 
 
 def test_non_finite_estimate_raises_and_keeps_last_checkpoint(
