@@ -17,6 +17,13 @@ MODULES = [
     "jaxsampling.kernels.smc.mixtures",
     "jaxsampling.kernels.smc.svdd",
     "jaxsampling.train.kalman",
+    "jaxsampling.kernels.leverage",
+    "jaxsampling.kernels.leverage.scores",
+    "jaxsampling.kernels.leverage.sketch",
+    "jaxsampling.kernels.leverage.lewis",
+    "jaxsampling.kernels.leverage.sensitivity",
+    "jaxsampling.kernels.leverage.sampling",
+    "jaxsampling.kernels.leverage.regression",
 ]
 
 
