@@ -16,8 +16,10 @@ Iterations, in log space ``v = log w`` with ``T(v) = (p/2) log(a_i^T M(v)^-1 a_i
   factor ``|1 - p/2|`` in ``max |v - v'|`` for ``p < 4`` (``p = 1``: about 20
   iterations to ``1e-6``); for ``p >= 4`` the linearisation has eigenvalue
   ``1 - p/2 <= -1`` on the constant direction and the iterates oscillate
-  (``p = 4``) or grow. The loop detects it and stops with ``info.diverged``:
-  the residual has not reached a new minimum for five iterations.
+  (``p = 4``) or grow. For ``p > 4`` the loop detects it and stops with
+  ``info.diverged`` (the residual has not reached a new minimum for five
+  iterations); at ``p = 4`` the residual usually keeps creeping down and the
+  loop runs to ``max_iterations`` with ``info.converged`` False.
 * ``"damped"``: ``v <- v + theta (T(v) - v)`` with ``theta = 4 / (p + 2)``.
   At the fixed point ``dT/dv = -(p/2 - 1) S`` with ``S = D^-1 (Q o Q)``
   row-stochastic and similar to a PSD matrix (``Q`` the projection onto the
@@ -175,7 +177,9 @@ def lewis_weights(
     Raises:
       ValueError: wrong shape or dtype, ``p < 1``, an unknown ``method``, and
         with concrete ``A``: non-finite entries or rank deficiency. Under
-        ``jit`` check ``info.converged``; a rank-deficient ``A`` gives NaN.
+        ``jit`` check ``info.converged``; non-finite entries give NaN weights,
+        and a rank-deficient ``A`` (the rank-revealing branch of the scores)
+        gives the Lewis weights of its column space, summing to ``rank(A) < d``.
 
     Example:
       >>> import jax.numpy as jnp

@@ -225,7 +225,8 @@ def sample_rows(
     q = q / jnp.sum(q)
     n = q.shape[0]
     if replacement:
-        indices = jax.random.choice(key, n, (m,), p=sharding.unshard(q)).astype(jnp.int32)
+        q = sharding.unshard(q)  # an all-gather when the rows are sharded
+        indices = jax.random.choice(key, n, (m,), p=q).astype(jnp.int32)
         weights = (m * q[indices]) ** (-1.0 / p)
         return RowSample(
             indices, weights, jnp.ones(m, bool), jnp.int32(m), jnp.bool_(False)
@@ -238,7 +239,11 @@ def sample_rows(
     (indices,) = jnp.nonzero(keep, size=capacity, fill_value=0)
     indices = indices.astype(jnp.int32)
     mask = jnp.arange(capacity) < count
-    weights = jnp.where(mask, sharding.unshard(pi)[indices] ** (-1.0 / p), 0.0)
+    # NaN probabilities (possible only under jit) keep no row: make every weight
+    # NaN rather than return a plausible-looking empty sample.
+    invalid = jnp.any(jnp.isnan(pi))
+    weights = sharding.unshard(pi)[indices] ** (-1.0 / p)
+    weights = jnp.where(mask | invalid, weights, 0.0)
     return RowSample(indices, weights, mask, count, count > capacity)
 
 

@@ -58,6 +58,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
 
 from jaxsampling import sharding
 from jaxsampling.kernels.leverage import _checks
@@ -87,7 +88,10 @@ def gram_whitener(X: Array) -> tuple[Array, Array]:
     Returns:
       ``(M float[d, d], kappa float[])``.
     """
-    gram = X.T @ X
+    if sharding.explicit_batch_axis(X) is None:
+        gram = X.T @ X
+    else:  # rows sharded on an explicit mesh: the all-reduce, replicated result
+        gram = jnp.matmul(X.T, X, out_sharding=P())
     scale = jnp.sqrt(jnp.diagonal(gram))
     scale = jnp.where(scale > 0, scale, 1.0)
     gram = gram / scale[:, None] / scale[None, :]
@@ -129,14 +133,14 @@ def _branch(kappa: Array, dtype) -> Array:
 
 
 def _scores(X: Array, method: str) -> Array:
+    axis = sharding.explicit_batch_axis(X)
     if method == "svd":
-        return _svd(X)
+        return sharding.reshard_like(_svd(X), axis)
     M, kappa = gram_whitener(X)
     if method == "cholqr":
         return _cholqr(X, M)
     if method == "cholqr2":
         return _cholqr2(X, M)
-    axis = sharding.explicit_batch_axis(X)
     branches = (
         lambda: _cholqr(X, M),
         lambda: _cholqr2(X, M),
