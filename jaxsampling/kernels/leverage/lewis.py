@@ -152,12 +152,17 @@ def _lewis(A: Array, p: float, method: str, tol: float, max_iterations: int):
     return jnp.exp(out.log_w), info
 
 
+def default_tolerance(dtype) -> float:
+    """The default Lewis-weight tolerance: ``1e-6`` in float64, ``1e-4`` below."""
+    return 1e-6 if jnp.finfo(dtype).bits >= 64 else 1e-4
+
+
 def lewis_weights(
     A: ArrayLike,
     p: float,
     *,
     method: str = "auto",
-    tol: float = 1e-6,
+    tol: float | None = None,
     max_iterations: int = 100,
 ) -> tuple[Array, LewisInfo]:
     """l_p Lewis weights of ``A``: ``w_i^(2/p) = a_i^T (A^T W^(1-2/p) A)^-1 a_i``.
@@ -167,7 +172,9 @@ def lewis_weights(
         all-reduce of a ``d x d`` Gram matrix per iteration).
       p: the norm, a Python number ``>= 1``.
       method: ``"auto"``, ``"fixed_point"`` or ``"damped"`` (module docstring).
-      tol: stop when ``max_i |log(T(w)_i / w_i)| <= tol``.
+      tol: stop when ``max_i |log(T(w)_i / w_i)| <= tol``. Default ``1e-6``
+        in float64 and ``1e-4`` in float32, whose residual floors at a few
+        ``1e-6`` for 200,000 rows.
       max_iterations: static cap on the iterations.
 
     Returns:
@@ -193,6 +200,8 @@ def lewis_weights(
     p = _checks.check_p(p)
     if method not in LEWIS_METHODS:
         raise ValueError(f"method must be one of {LEWIS_METHODS}, got {method!r}")
+    if tol is None:
+        tol = default_tolerance(A.dtype)
     if not tol > 0:
         raise ValueError(f"tol must be positive, got {tol}")
     max_iterations = _checks.check_int(max_iterations, "max_iterations")

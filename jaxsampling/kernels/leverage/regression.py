@@ -12,7 +12,7 @@
   at ``r``) and never increases the objective; for ``p > 2`` the direction is
   ``p - 1`` times the Newton direction and the step search makes the
   iteration monotone. ``delta`` starts at ``max |r|`` and halves every
-  iteration down to ``sqrt(eps) max(|b|_inf, 1)``, so zero residuals do not
+  iteration down to ``sqrt(eps)`` times the median least-squares residual, so zero residuals do not
   make the system singular.
   The loop stops when the objective falls by less than ``tol`` relative to
   itself once ``delta`` has reached its floor, or after ``max_iterations``.
@@ -100,9 +100,10 @@ def _least_squares(A: Array, b: Array, c: Array) -> Array:
 
 def _irls(A, b, c, p, tol, max_iterations):
     dtype = A.dtype
-    floor = jnp.sqrt(jnp.finfo(dtype).eps) * jnp.maximum(jnp.max(jnp.abs(b)), 1.0)
     x0 = _least_squares(A, b, c)
     r0 = A @ x0 - b
+    typical = jnp.nanmedian(jnp.where(c > 0, jnp.abs(r0), jnp.nan))
+    floor = jnp.sqrt(jnp.finfo(dtype).eps) * jnp.where(typical > 0, typical, 1.0)
     exponents = jnp.arange(-_EXTRAPOLATE, _STEPS, dtype=dtype)
     steps = jnp.concatenate([2.0**-exponents, jnp.zeros(1, dtype)])
 

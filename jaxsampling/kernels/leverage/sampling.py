@@ -248,7 +248,7 @@ def sample_rows(
 
 
 def sampling_probabilities(
-    A: ArrayLike, p: float, method: str, *, lewis_tol: float = 1e-6
+    A: ArrayLike, p: float, method: str, *, lewis_tol: float | None = None
 ) -> Array:
     """Importance probabilities ``q`` (summing to 1) for an l_p coreset of ``A``.
 
@@ -267,7 +267,8 @@ def sampling_probabilities(
       A: ``float[n, d]`` of full column rank; rows may be sharded.
       p: the norm, ``>= 1``.
       method: one of :data:`SAMPLING_METHODS`.
-      lewis_tol: Lewis-weight tolerance.
+      lewis_tol: Lewis-weight tolerance (default: by dtype, see
+        :func:`~jaxsampling.kernels.leverage.lewis_weights`).
 
     Returns:
       ``float[n]``, sharded like the rows of ``A``.

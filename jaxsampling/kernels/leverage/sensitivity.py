@@ -135,7 +135,7 @@ def sensitivity_upper_bounds(
     p: float,
     *,
     lewis_weights: ArrayLike | None = None,
-    tol: float = 1e-6,
+    tol: float | None = None,
 ) -> Array:
     """Upper bounds on the l_p sensitivities from Lewis weights (and leverage).
 
@@ -147,7 +147,8 @@ def sensitivity_upper_bounds(
       p: a Python number ``>= 1``.
       lewis_weights: precomputed ``float[n]`` l_p Lewis weights of ``A``;
         computed to ``tol`` when omitted.
-      tol: Lewis-weight tolerance. The bound holds for the exact weights; the
+      tol: Lewis-weight tolerance (default: by dtype, see
+        :func:`~jaxsampling.kernels.leverage.lewis_weights`). The bound holds for the exact weights; the
         computed ones are inflated by ``exp(tol (p + 2) / min(2 p, 4))``, the
         error bound of a residual ``tol`` under the damped iteration's rate
         ``|p - 2| / (p + 2)``, to stay an upper bound.
@@ -168,6 +169,8 @@ def sensitivity_upper_bounds(
     A = _checks.check_matrix(A)
     p = _checks.check_p(p)
     d = A.shape[1]
+    if tol is None:
+        tol = lewis.default_tolerance(A.dtype)
     if lewis_weights is None:
         w, _ = lewis.lewis_weights(A, p, tol=tol)
     else:
