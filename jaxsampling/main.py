@@ -74,6 +74,15 @@ _TABLE_COLUMNS = {
         "spread_rel_error",
         "ess_log_loss",
     ),
+    "lp_coreset": (
+        "p",
+        "method",
+        "m",
+        "distortion",
+        "distortion_search",
+        "regression_error",
+        "sample_size",
+    ),
 }
 
 

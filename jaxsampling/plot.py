@@ -21,6 +21,11 @@ experiment) every experiment is plotted. Figures go to ``<workdir>/plots/``:
   variant, over the target's contours) and ``[<name>_]errors.png``
   (mode-weight TV with standard-error bars, the TV of the run-averaged
   weights, and the relative error of the within-mode spread);
+* lp_coreset: ``[<name>_]distortion.png`` (median subspace distortion
+  against the coreset size m, log-log, one line per sampling method with the
+  inter-quartile range shaded, one panel per norm p: exact at p = 2, a lower
+  bound otherwise) and ``[<name>_]regression_error.png`` (median relative
+  excess of the full-data l_p residual, same layout);
 * any other metrics file: ``[<name>_]<metric>.png``, one line plot per numeric
   metric against ``step``.
 
@@ -294,6 +299,74 @@ def plot_fkc(rows: Sequence[dict[str, Any]], path: str) -> str:
     return path
 
 
+def plot_lp_coreset(
+    rows: Sequence[dict[str, Any]], key: str, ylabel: str, path: str
+) -> str:
+    """Median ``key`` against the coreset size, one panel per norm, a line per method.
+
+    Args:
+        rows: ``metrics.jsonl`` rows of the lp_coreset experiment (one per
+            cell, with lists over ``sizes``).
+        key: ``"distortion"`` (with ``distortion_q25``/``_q75`` shaded) or
+            ``"regression_error"``.
+        ylabel: the y-axis label.
+        path: the PNG file to write.
+
+    Returns:
+        ``path``.
+    """
+    plt = _pyplot()
+    from matplotlib import ticker  # pylint: disable=g-import-not-at-top
+
+    norms = sorted({float(r["p"]) for r in rows})
+    labels = list(dict.fromkeys(r["method"] for r in rows))
+    colors = {lab: f"C{i % 10}" for i, lab in enumerate(labels)}
+    fig, axes = plt.subplots(
+        1, len(norms), figsize=(4.2 * len(norms) + 1.6, 3.8), squeeze=False
+    )
+    for ax, p in zip(axes[0], norms):
+        for r in rows:
+            if float(r["p"]) != p or key not in r:
+                continue
+            sizes = [int(m) for m in r["sizes"]]
+            values = [float(v) for v in r[key]]
+            ax.plot(
+                sizes, values, marker="o", markersize=3.5, color=colors[r["method"]],
+                label=r["method"],
+            )
+            low, high = r.get(f"{key}_q25"), r.get(f"{key}_q75")
+            if low is not None and high is not None:
+                ax.fill_between(sizes, low, high, color=colors[r["method"]], alpha=0.12)
+        ax.set_xscale("log")
+        # Non-positive medians (a regression error at float32 resolution) are
+        # left out rather than drawn at the axis floor.
+        ax.set_yscale("log", nonpositive="mask")
+        all_sizes = sorted({int(m) for r in rows for m in r["sizes"]})
+        ax.set_xticks(all_sizes)
+        ax.set_xticklabels([str(m) for m in all_sizes], fontsize=8)
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_xlabel("coreset size m")
+        exact = any(r.get("distortion_exact") for r in rows if float(r["p"]) == p)
+        if key == "distortion":
+            ax.set_title(f"p = {p:g} ({'exact' if exact else 'lower bound'})")
+        else:
+            ax.set_title(f"p = {p:g}")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both")
+    handles = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    axes[0][-1].legend(
+        handles.values(), handles.keys(), title="sampling", fontsize=8,
+        loc="upper left", bbox_to_anchor=(1.0, 1.0),
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def _experiment_name(directory: str) -> str | None:
     """``experiment`` from ``directory/config.json``, or None."""
     path = os.path.join(directory, metrics.CONFIG_FILE)
@@ -328,6 +401,18 @@ def plot_experiment(
         if os.path.exists(particles):
             paths.insert(0, plot_particles(particles, out("particles")))
         return paths
+    if name == "lp_coreset" and rows:
+        return [
+            plot_lp_coreset(
+                rows, "distortion", "median distortion eps", out("distortion")
+            ),
+            plot_lp_coreset(
+                rows,
+                "regression_error",
+                "median relative regression error",
+                out("regression_error"),
+            ),
+        ]
     if is_resampling(rows):
         return [plot_resampling(rows, out("loglik_rmse"))]
     return plot_generic(rows, out_dir, prefix)

@@ -30,6 +30,12 @@ _TINY = [
     "--config.experiments.fkc_annealing.num_seeds=2",
     "--config.experiments.fkc_annealing.grid_size=101",
     "--config.experiments.fkc_annealing.plot_grid_size=21",
+    "--config.experiments.lp_coreset.num_rows=2000",
+    "--config.experiments.lp_coreset.num_cols=4",
+    "--config.experiments.lp_coreset.p_values=(2.0,)",
+    "--config.experiments.lp_coreset.methods=('uniform', 'leverage')",
+    "--config.experiments.lp_coreset.sizes=(100,)",
+    "--config.experiments.lp_coreset.num_seeds=2",
 ]
 
 
@@ -71,11 +77,12 @@ def test_quickstart_then_plot(tmp_path):
         "mean_resampling_steps",
     ]
     assert sum(line.startswith("systematic") for line in out.splitlines()) == 2
-    for name in ("particle_filter", "smc_mixture", "fkc_annealing"):
+    for name in ("particle_filter", "smc_mixture", "fkc_annealing", "lp_coreset"):
         assert f"== {name} ==" in out
     assert sum(line.startswith("bootstrap ") for line in out.splitlines()) == 1
     assert sum(line.startswith("random_walk ") for line in out.splitlines()) == 1
     assert sum(line.startswith("product ") for line in out.splitlines()) == 1
+    assert sum(line.startswith("2  leverage ") for line in out.splitlines()) == 1
     assert "quickstart wall time:" in out
     assert "JAX process: 0 / 1" in proc.stderr
 
@@ -91,7 +98,7 @@ def test_quickstart_then_plot(tmp_path):
     with open(os.path.join(run_dir, "config.json")) as f:
         assert json.load(f)["num_seeds"] == 4
 
-    for name in ("particle_filter", "smc_mixture", "fkc_annealing"):
+    for name in ("particle_filter", "smc_mixture", "fkc_annealing", "lp_coreset"):
         for file in ("config.json", "metrics.jsonl", "summary.json"):
             assert os.path.exists(os.path.join(workdir, name, file)), (name, file)
     for name in ("smc_mixture", "fkc_annealing"):
@@ -103,6 +110,8 @@ def test_quickstart_then_plot(tmp_path):
         for name in (
             "fkc_annealing_particles",
             "fkc_annealing_errors",
+            "lp_coreset_distortion",
+            "lp_coreset_regression_error",
             "particle_filter_error_vs_particles",
             "resampling_loglik_rmse",
             "smc_mixture_particles",

@@ -26,6 +26,7 @@ EXPERIMENTS: dict[str, str] = {
     "particle_filter": "jaxsampling.train.particle_filter:train_and_evaluate",
     "smc_mixture": "jaxsampling.train.smc_mixture:train_and_evaluate",
     "fkc_annealing": "jaxsampling.train.fkc_annealing:train_and_evaluate",
+    "lp_coreset": "jaxsampling.train.lp_coreset:train_and_evaluate",
 }
 
 
