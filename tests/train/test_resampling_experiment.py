@@ -188,6 +188,6 @@ def test_registry():
     with pytest.raises(
         ValueError,
         match=r"unknown experiment 'nope'; known: \['fkc_annealing', "
-        r"'particle_filter', 'resampling', 'smc_mixture'\]",
+        r"'lp_coreset', 'particle_filter', 'resampling', 'smc_mixture'\]",
     ):
         train.get("nope")

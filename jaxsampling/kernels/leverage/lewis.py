@@ -193,7 +193,7 @@ def lewis_weights(
       >>> from jaxsampling.kernels import leverage
       >>> A = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
       >>> w, _ = leverage.lewis_weights(A, p=1.0)
-      >>> [round(v, 4) for v in w.tolist()]
+      >>> [round(v, 3) for v in w.tolist()]   # float32: tol 1e-4
       [1.0, 0.5, 0.5]
     """
     A = _checks.check_matrix(A)
