@@ -25,6 +25,7 @@ from benchmarks import timing
 #: Suite name -> "module:function"; imported lazily so that one suite's dependencies
 #: are not needed to run another.
 SUITES: dict[str, str] = {
+    "leverage": "benchmarks.leverage:run",
     "resampling": "benchmarks.resampling:run",
     "smc": "benchmarks.smc:run",
 }

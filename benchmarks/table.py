@@ -77,9 +77,77 @@ def _implementations(cases: list[dict[str, Any]]) -> tuple[list[str], list[str]]
     return names, [n for n in names if n != OURS]
 
 
+def _baseline_median(case: dict[str, Any]) -> float | None:
+    """The median time of a case's baseline (one of its implementations, or given)."""
+    if "baseline_median_s" in case:
+        return case["baseline_median_s"]
+    return case["implementations"].get(case.get("baseline"), {}).get("median_s")
+
+
+def long_table(report: dict[str, Any]) -> str:
+    """One row per (case, implementation): for suites whose cases name a baseline.
+
+    ``speed vs baseline`` is the baseline's median over the row's median (above 1:
+    faster than the baseline), so every row reads the same way whatever the case.
+    """
+    header = [
+        "case", "implementation", "median ms", "compile ms", "baseline",
+        "speed vs baseline", "error", "notes",
+    ]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---", "---", "---:", "---:", "---", "---:", "---:", "---"])
+        + "|",
+    ]
+    failures: list[str] = []
+    for case in report["cases"]:
+        base = _baseline_median(case)
+        for name, impl in case["implementations"].items():
+            if "error" in impl:
+                failures.append(f"{case['name']}, {name}: {impl['error']}")
+            ratio = None
+            if base is not None and impl.get("median_s"):
+                ratio = base / impl["median_s"]
+            row = [
+                case["name"],
+                name,
+                _time(impl, "median_s"),
+                _time(impl, "compile_s"),
+                str(case.get("baseline") or "-"),
+                _ratio(ratio),
+                _error(impl),
+                impl.get("note", ""),
+            ]
+            lines.append("| " + " | ".join(row) + " |")
+    versions = report["versions"]
+    machine = report["machine"]
+    title = f"### {report['suite']}" + (" (quick smoke run)" if report.get("quick") else "")
+    about = (
+        f"{report['date']}, {machine['platform']}, {machine['cpu_count']} CPUs, "
+        f"JAX {versions.get('jax')} on {machine['jax_backend']}, numpy "
+        f"{versions.get('numpy')}, scipy {versions.get('scipy')}. Median per call; "
+        "speed vs baseline = baseline median / row median (> 1: faster than the "
+        "baseline); error = each row's accuracy metric (see the notes)."
+    )
+    notes = "".join(f"\n\nNote: {n}" for n in report.get("notes", []))
+    failed = "".join(f"\n- {f}" for f in failures)
+    failed = f"\n\nFailures (the implementation raised):{failed}" if failed else ""
+    goals = report.get("goals") or []
+    goal_lines = ""
+    if goals:
+        rows = [
+            f"| {g['goal']} | {g['measured']} | {'yes' if g['met'] else 'no'} |"
+            for g in goals
+        ]
+        goal_lines = "\n\n| goal | measured | met? |\n|---|---|---|\n" + "\n".join(rows)
+    return f"{title}\n\n{about}{notes}\n\n" + "\n".join(lines) + failed + goal_lines
+
+
 def suite_table(report: dict[str, Any]) -> str:
     """Markdown table (with a short header) of one suite's results."""
     cases = report["cases"]
+    if any("baseline" in case for case in cases):
+        return long_table(report)
     names, anchors = _implementations(cases)
     header = ["case"]
     header += [f"{n} ms" for n in names]

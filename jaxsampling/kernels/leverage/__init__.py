@@ -11,7 +11,8 @@ module           what it computes
 ``scores``       exact leverage scores by Cholesky-QR (no Q formed, one
                  all-reduce when rows are sharded), refined or rank-revealing
                  for ill-conditioned ``A``; root-leverage scores
-``sketch``       approximate leverage scores: CountSketch / SRHT + JL
+``sketch``       approximate leverage scores: sparse (OSNAP) / CountSketch /
+                 SRHT embeddings + an orthogonal JL map
 ``lewis``        l_p Lewis weights: Cohen-Peng and damped fixed points
 ``sensitivity``  exact l_p sensitivities (small problems), Lewis-weight bounds
 ``sampling``     Bernoulli / with-replacement row sampling, coresets,
@@ -60,6 +61,7 @@ from jaxsampling.kernels.leverage.sketch import (
     approximate_leverage_scores,
     countsketch,
     gaussian_sketch,
+    sparse_sketch,
     srht,
 )
 
@@ -95,6 +97,7 @@ __all__ = [
     "sensitivity",
     "sensitivity_upper_bounds",
     "sketch",
+    "sparse_sketch",
     "srht",
     "subspace_distortion",
 ]

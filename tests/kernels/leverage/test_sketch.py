@@ -15,10 +15,11 @@ import pytest
 
 from jaxsampling.kernels import leverage
 
-SKETCHES = ("srht", "gaussian", "countsketch")
+SKETCHES = ("sparse", "srht", "gaussian", "countsketch")
 # Compiling dominates; the default run checks the decrease for the default sketch.
 FALL_SKETCHES = [
-    "countsketch",
+    "sparse",
+    pytest.param("countsketch", marks=pytest.mark.slow),
     pytest.param("srht", marks=pytest.mark.slow),
     pytest.param("gaussian", marks=pytest.mark.slow),
 ]
