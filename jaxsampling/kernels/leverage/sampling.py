@@ -350,7 +350,7 @@ def coreset(
         scored = jnp.concatenate([A, b[:, None]], axis=1)
     q = sampling_probabilities(scored, p, method)
     sample = sample_rows(key, q, m, p, replacement=replacement, capacity=capacity)
-    rows = sample.weights[:, None] * sharding.gather_batch(sharding.unshard(A), sample.indices)
+    rows = sample.weights[:, None] * sharding.unshard(A)[sample.indices]
     targets = None if b is None else sample.weights * sharding.unshard(b)[sample.indices]
     return Coreset(rows, targets, sample, q)
 
