@@ -11,6 +11,7 @@ many draws cost little more than one matrix product per item.
 module           what it holds
 ===============  ==========================================================
 ``chain_rule``   the batched chain-rule (Gram-Schmidt) projection sampler
+``rejection``    the same step by proposal and rejection: cost independent of ``N``
 ``projection``   ``sample_projection``: projection DPP of an orthonormal ``V``
 ``spectral``     ``Spectrum``: a kernel's eigendecomposition, computed once;
                  the law of the size and a ``max_size`` from it
@@ -18,6 +19,11 @@ module           what it holds
                  ``sample_k`` (k-DPP, log-space elementary symmetric polys)
 ``volume``       volume sampling and volume-rescaled sampling of rows
 ``logprob``      log-probability of a set under each model (differentiable)
+``legendre``     orthonormal Legendre bases on ``[-1, 1]^d``, quadrature and
+                 best approximation (the spaces of ``wls``)
+``wls``          weighted least squares: i.i.d. optimal, projection-DPP,
+                 volume-rescaled and repeated-DPP designs (exact continuous
+                 rejection samplers on ``[-1, 1]^d``, or on a pool)
 ===============  ==========================================================
 
 Example:
@@ -37,7 +43,15 @@ References:
   determinantal point processes and generalized volume sampling.
 """
 
-from jaxsampling.kernels.dpp import chain_rule, ensemble, logprob, projection, spectral, volume
+from jaxsampling.kernels.dpp import (
+    chain_rule,
+    ensemble,
+    logprob,
+    projection,
+    rejection,
+    spectral,
+    volume,
+)
 from jaxsampling.kernels.dpp.chain_rule import PAD
 from jaxsampling.kernels.dpp.ensemble import (
     DPPDraw,
@@ -63,3 +77,27 @@ from jaxsampling.kernels.dpp.spectral import (
     spectrum_from_likelihood,
 )
 from jaxsampling.kernels.dpp.volume import column_basis, volume_rescaled_sample, volume_sample
+from jaxsampling.kernels.dpp import legendre, wls
+from jaxsampling.kernels.dpp.legendre import (
+    best_approximation,
+    gauss_legendre,
+    legendre_basis,
+    legendre_basis_fn,
+    legendre_indices,
+)
+from jaxsampling.kernels.dpp.wls import (
+    WLSFit,
+    WLSSample,
+    legendre_dpp,
+    legendre_iid,
+    legendre_repeated_dpp,
+    legendre_volume_rescaled,
+    optimal_weights,
+    pool_basis,
+    pool_dpp,
+    pool_iid,
+    pool_repeated_dpp,
+    pool_volume_rescaled,
+    well_conditioned,
+    wls_fit,
+)

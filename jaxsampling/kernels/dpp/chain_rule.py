@@ -20,7 +20,8 @@ batched step is written as matrix products over ``B`` draws at once:
 * the squared residual norms ``n[b, i] = ||P_t w_i||^2`` start as
   ``mask @ (V * V)^T`` (one ``B x r x N`` product);
 * each step orthonormalises the picked rows against the draw's previous
-  directions ``u_1..u_t`` (Gram-Schmidt in ``R^r``, ``4 r t`` flops a draw)
+  directions ``u_1..u_t`` (Gram-Schmidt in the draw's ``s`` kept
+  coordinates, ``4 s t`` flops a draw)
   and lowers every norm by ``(V u_{t+1})_i^2``: one ``B x r x N`` product.
 
 So a draw of size ``s`` costs ``2 N r s + 4 r s^2`` flops at matrix-product
@@ -38,7 +39,14 @@ from jax import lax
 
 from jaxsampling.types import Array
 
-__all__ = ["PAD", "chain_rule", "chain_rule_bucketed", "pick"]
+__all__ = [
+    "PAD",
+    "bucket_widths",
+    "chain_rule",
+    "chain_rule_bucketed",
+    "pick",
+    "selected_columns",
+]
 
 PAD = -1
 """Index that pads a draw shorter than its static ``max_size``."""
@@ -80,14 +88,25 @@ def _block_size(n: int) -> int:
     return max(8, 1 << max(0, (math.isqrt(n) - 1).bit_length()))
 
 
-def chain_rule(keys: Array, V: Array, select: Array, sizes: Array, max_size: int) -> Array:
-    """Projection-DPP draws of ``W_b = V[:, select[b]]``, ``B`` draws at once.
+def selected_columns(select: Array, max_size: int) -> Array:
+    """``int32[B, max_size]``: the indices of each row's ``True`` entries first, in order."""
+    order = jnp.argsort(~select, axis=1, stable=True)[:, :max_size]
+    return order.astype(jnp.int32)
+
+
+def chain_rule(keys: Array, V: Array, sets: Array, sizes: Array, max_size: int) -> Array:
+    """Projection-DPP draws of ``W_b = V[:, sets[b, :sizes[b]]]``, ``B`` draws at once.
+
+    Gram-Schmidt runs in each draw's own ``max_size`` coordinates (the columns
+    it keeps), so the stored directions take ``B max_size^2`` numbers however
+    many columns ``V`` has; the norm update maps them back to ``V``'s columns.
 
     Args:
       keys: ``(B,)`` typed keys, one per draw.
       V: ``(N, r)`` matrix with orthonormal columns.
-      select: ``(B, r)`` boolean; the columns of ``V`` that draw ``b`` keeps.
-      sizes: ``int32[B]`` number of selected columns of each draw (``<= max_size``;
+      sets: ``int32[B, max_size]`` the columns of ``V`` that draw ``b`` keeps
+        (its first ``sizes[b]`` entries, distinct; the rest are ignored).
+      sizes: ``int32[B]`` number of kept columns of each draw (``<= max_size``;
         a draw with size 0 returns no items).
       max_size: static length of the output.
 
@@ -101,12 +120,17 @@ def chain_rule(keys: Array, V: Array, select: Array, sizes: Array, max_size: int
     g = _block_size(n)
     blocks = -(-n // g)
     Vp = jnp.pad(V, ((0, blocks * g - n), (0, 0)))
-    select = select.astype(dtype)
-    norms = (select @ (Vp * Vp).T).reshape(b, blocks, g)
-    directions = jnp.zeros((b, max_size, r), dtype)
+    valid = (jnp.arange(max_size)[None, :] < sizes[:, None]).astype(dtype)
+    sets = jnp.where(valid > 0, sets, 0)
+    rows = jnp.arange(b)
+
+    def to_columns(w):
+        return jnp.zeros((b, r), dtype).at[rows[:, None], sets].add(w * valid)
+
+    norms = (to_columns(valid) @ (Vp * Vp).T).reshape(b, blocks, g)
+    directions = jnp.zeros((b, max_size, max_size), dtype)
     items = jnp.full((b, max_size), PAD, jnp.int32)
     steps = jnp.minimum(jnp.max(sizes), max_size)
-    rows = jnp.arange(b)
 
     def cond(carry):
         return carry[0] < steps
@@ -117,12 +141,12 @@ def chain_rule(keys: Array, V: Array, select: Array, sizes: Array, max_size: int
         block, within = _pick_blocked(u, norms)
         idx = block * g + within
         active = t < sizes
-        v = Vp[idx] * select
-        v = v - jnp.einsum("bsr,bs->br", directions, jnp.einsum("bsr,br->bs", directions, v))
+        v = jnp.take_along_axis(Vp[idx], sets, axis=1) * valid
+        v = v - jnp.einsum("bsm,bs->bm", directions, jnp.einsum("bsm,bm->bs", directions, v))
         norm = jnp.linalg.norm(v, axis=1, keepdims=True)
         w = jnp.where(active[:, None] & (norm > 0), v / jnp.where(norm > 0, norm, 1), 0)
         directions = lax.dynamic_update_index_in_dim(directions, w, t, axis=1)
-        proj = (w @ Vp.T).reshape(b, blocks, g)
+        proj = (to_columns(w) @ Vp.T).reshape(b, blocks, g)
         norms = jnp.maximum(norms - proj * proj, 0).at[rows, block, within].set(0)
         items = lax.dynamic_update_index_in_dim(items, jnp.where(active, idx, PAD), t, axis=1)
         return t + 1, norms, directions, items
@@ -142,7 +166,7 @@ def bucket_widths(r: int, max_size: int) -> tuple[int, ...]:
 
 
 def chain_rule_bucketed(
-    keys: Array, V: Array, select: Array, sizes: Array, max_size: int
+    keys: Array, V: Array, sets: Array, sizes: Array, max_size: int
 ) -> Array:
     """:func:`chain_rule` on the fewest leading columns of ``V`` that the batch uses.
 
@@ -155,11 +179,12 @@ def chain_rule_bucketed(
     r = V.shape[1]
     widths = bucket_widths(r, max_size)
     if len(widths) == 1:
-        return chain_rule(keys, V, select, sizes, max_size)
-    used = jnp.max(jnp.where(select, jnp.arange(1, r + 1), 0))
+        return chain_rule(keys, V, sets, sizes, max_size)
+    valid = jnp.arange(max_size)[None, :] < sizes[:, None]
+    used = jnp.max(jnp.where(valid, sets + 1, 0))
     branch = jnp.sum(jnp.asarray(widths) < used)
 
     def run(w):
-        return lambda: chain_rule(keys, V[:, :w], select[:, :w], sizes, max_size)
+        return lambda: chain_rule(keys, V[:, :w], sets, sizes, max_size)
 
     return lax.switch(branch, [run(w) for w in widths])

@@ -38,8 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxsampling.kernels.dpp import _checks
-from jaxsampling.kernels.dpp.chain_rule import PAD, chain_rule_bucketed
+from jaxsampling.kernels.dpp import _checks, rejection
+from jaxsampling.kernels.dpp.chain_rule import PAD, chain_rule_bucketed, selected_columns
 from jaxsampling.kernels.dpp.spectral import Spectrum, max_size_for
 from jaxsampling.types import Array, ArrayLike
 
@@ -80,14 +80,29 @@ def _phase_one_keys(keys: Array) -> tuple[Array, Array]:
     return pairs[:, 0], pairs[:, 1]
 
 
-def _draw(keys: Array, spectrum: Spectrum, max_size: int) -> DPPDraw:
+def _projection_phase(
+    keys: Array, V: Array, select: Array, sizes: Array, max_size: int, method: str
+) -> Array:
+    n, r = V.shape
+    sets = selected_columns(select, max_size)
+    if method == "rejection" or (
+        method == "auto" and rejection.prefers_rejection(n, r, max_size)
+    ):
+        return rejection.chain_rule_rejection(keys, V, sets, sizes, max_size)
+    return chain_rule_bucketed(keys, V, sets, sizes, max_size)
+
+
+def _draw(keys: Array, spectrum: Spectrum, max_size: int, method: str) -> DPPDraw:
     select_keys, chain_keys = _phase_one_keys(keys)
     p = spectrum.marginals
     select = jax.vmap(lambda k: jax.random.uniform(k, p.shape, p.dtype) < p)(select_keys)
     size = jnp.sum(select, axis=1, dtype=jnp.int32)
     overflow = size > max_size
     fitted = jnp.where(overflow, 0, size)
-    indices = chain_rule_bucketed(chain_keys, spectrum.eigenvectors, select, fitted, max_size)
+    select = select & ~overflow[:, None]
+    indices = _projection_phase(
+        chain_keys, spectrum.eigenvectors, select, fitted, max_size, method
+    )
     return DPPDraw(indices, size, overflow)
 
 
@@ -97,6 +112,7 @@ def sample(
     *,
     max_size: int | None = None,
     num_draws: int | None = None,
+    method: str = "auto",
 ) -> DPPDraw:
     """Draws from the DPP with the given spectrum (an L-ensemble or a kernel ``K``).
 
@@ -108,20 +124,22 @@ def sample(
       max_size: static output length; default :func:`~.spectral.max_size_for`
         (needs a concrete spectrum; ``rank`` when traced).
       num_draws: static number of draws from one key.
+      method: projection phase, as in :func:`~.projection.sample_projection`.
 
     Returns:
       A :class:`DPPDraw`; leading axis ``(B,)`` unless one key was given.
     """
     spectrum = _check_spectrum(spectrum)
+    method = rejection.check_method(method)
     keys, single = _checks.as_keys(key, num_draws)
     rank = spectrum.rank
     if max_size is None:
         traced = _checks.is_tracer(spectrum.marginals)
         max_size = rank if traced else max_size_for(spectrum)
     max_size = min(_checks.check_int(max_size, "max_size"), rank)
-    draw = _draw(keys, spectrum, max_size)
+    draw = _draw(keys, spectrum, max_size, method)
     if not _checks.is_tracer(draw.overflow) and max_size < rank and bool(draw.overflow.any()):
-        draw = _draw(keys, spectrum, rank)
+        draw = _draw(keys, spectrum, rank, method)
     return _checks.unbatch(draw, single)
 
 
@@ -140,7 +158,10 @@ def log_elementary_symmetric(log_values: ArrayLike, k: int) -> Array:
 
     def add(prev, log_lam):
         shifted = jnp.concatenate([jnp.full(1, -jnp.inf, prev.dtype), prev[:-1] + log_lam])
-        new = jnp.logaddexp(prev, shifted)
+        # logaddexp(-inf, -inf) = -inf has a NaN gradient: keep those entries out of it.
+        empty = jnp.isneginf(prev) & jnp.isneginf(shifted)
+        new = jnp.logaddexp(jnp.where(empty, 0, prev), jnp.where(empty, 0, shifted))
+        new = jnp.where(empty, -jnp.inf, new)
         return new, new
 
     _, rows = lax.scan(add, row0, log_values)
@@ -168,7 +189,14 @@ def select_k(key: Any, log_values: Array, table: Array, k: int) -> Array:
     return keep[::-1]
 
 
-def sample_k(key: Any, spectrum: Spectrum, k: int, *, num_draws: int | None = None) -> Array:
+def sample_k(
+    key: Any,
+    spectrum: Spectrum,
+    k: int,
+    *,
+    num_draws: int | None = None,
+    method: str = "auto",
+) -> Array:
     """Draws from the k-DPP ``P(S = A) propto det(L_A)``, ``|A| = k``.
 
     Args:
@@ -177,6 +205,7 @@ def sample_k(key: Any, spectrum: Spectrum, k: int, *, num_draws: int | None = No
         other than its projection part: use :func:`sample_projection`).
       k: static set size, at most the number of positive eigenvalues.
       num_draws: static number of draws from one key.
+      method: projection phase, as in :func:`~.projection.sample_projection`.
 
     Returns:
       ``int32[k]`` or ``int32[B, k]``: distinct items in random order.
@@ -186,6 +215,7 @@ def sample_k(key: Any, spectrum: Spectrum, k: int, *, num_draws: int | None = No
         spectrum with infinite eigenvalues.
     """
     spectrum = _check_spectrum(spectrum)
+    method = rejection.check_method(method)
     k = _checks.check_int(k, "k")
     if k > spectrum.rank:
         raise ValueError(f"k = {k} exceeds the rank {spectrum.rank} of the kernel")
@@ -201,5 +231,5 @@ def sample_k(key: Any, spectrum: Spectrum, k: int, *, num_draws: int | None = No
     table = log_elementary_symmetric(log_lam, k)
     select = jax.vmap(lambda kk: select_k(kk, log_lam, table, k))(select_keys)
     sizes = jnp.full(keys.shape[0], k, jnp.int32)
-    items = chain_rule_bucketed(chain_keys, spectrum.eigenvectors, select, sizes, k)
+    items = _projection_phase(chain_keys, spectrum.eigenvectors, select, sizes, k, method)
     return _checks.unbatch(items, single)

@@ -29,14 +29,16 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from jaxsampling.kernels.dpp import _checks
+from jaxsampling.kernels.dpp import _checks, rejection
 from jaxsampling.kernels.dpp.chain_rule import chain_rule
 from jaxsampling.types import Array, ArrayLike
 
 __all__ = ["sample_projection"]
 
 
-def sample_projection(key: Any, V: ArrayLike, *, num_draws: int | None = None) -> Array:
+def sample_projection(
+    key: Any, V: ArrayLike, *, num_draws: int | None = None, method: str = "auto"
+) -> Array:
     """Draws from the projection DPP ``K = V V^T``, exactly.
 
     Args:
@@ -44,6 +46,9 @@ def sample_projection(key: Any, V: ArrayLike, *, num_draws: int | None = None) -
         ``(B,)`` (one draw per key; the draws keep the keys' sharding).
       V: ``(N, k)`` matrix with orthonormal columns.
       num_draws: static number of draws from one key.
+      method: ``"chain_rule"`` (matrix products, ``2 N k^2`` flops a draw),
+        ``"rejection"`` (:mod:`.rejection`, cost independent of ``N``) or
+        ``"auto"`` (rejection only for ``N`` far above ``k^2``). Same law.
 
     Returns:
       ``int32[k]`` (one key) or ``int32[B, k]``: ``k`` distinct items per draw,
@@ -54,9 +59,14 @@ def sample_projection(key: Any, V: ArrayLike, *, num_draws: int | None = None) -
         not orthonormal or non-finite entries.
     """
     V = _checks.check_orthonormal(V)
+    method = rejection.check_method(method)
     keys, single = _checks.as_keys(key, num_draws)
-    k = V.shape[1]
-    select = jnp.ones((keys.shape[0], k), bool)
-    sizes = jnp.full(keys.shape[0], k, jnp.int32)
-    items = chain_rule(keys, V, select, sizes, k)
+    n, k = V.shape
+    b = keys.shape[0]
+    sizes = jnp.full(b, k, jnp.int32)
+    sets = jnp.broadcast_to(jnp.arange(k, dtype=jnp.int32), (b, k))
+    if method == "rejection" or (method == "auto" and rejection.prefers_rejection(n, k, k)):
+        items = rejection.chain_rule_rejection(keys, V, sets, sizes, k)
+    else:
+        items = chain_rule(keys, V, sets, sizes, k)
     return _checks.unbatch(items, single)

@@ -83,8 +83,8 @@ def _shuffle(keys: Array, items: Array) -> Array:
 
 def _projection_part(keys: Array, Q: Array) -> Array:
     b, d = keys.shape[0], Q.shape[1]
-    select = jnp.ones((b, d), bool)
-    return chain_rule(keys, Q, select, jnp.full(b, d, jnp.int32), d)
+    sets = jnp.broadcast_to(jnp.arange(d, dtype=jnp.int32), (b, d))
+    return chain_rule(keys, Q, sets, jnp.full(b, d, jnp.int32), d)
 
 
 def _split3(keys: Array) -> tuple[Array, Array, Array]:
