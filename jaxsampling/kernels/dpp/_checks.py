@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax.sharding import PartitionSpec as P
+
+from jaxsampling import sharding
 from jaxsampling.kernels._args import check_int, check_key, is_tracer
 from jaxsampling.types import Array, ArrayLike
 
@@ -17,6 +21,7 @@ __all__ = [
     "check_orthonormal",
     "check_square_kernel",
     "is_tracer",
+    "map_draws",
     "unbatch",
 ]
 
@@ -45,6 +50,24 @@ def as_keys(key: Any, num_draws: int | None) -> tuple[Array, bool]:
     if num_draws is None:
         return key[None], True
     return jax.random.split(key, check_int(num_draws, "num_draws")), False
+
+
+def map_draws(fn: Callable[..., Any], keys: Array, *shared: Any) -> Any:
+    """``fn(keys, *shared)``, run per device when ``keys`` is sharded on an explicit mesh.
+
+    Draws are independent, so each device runs the sampler on its own slice
+    of the keys (``jax.shard_map``; ``shared`` inputs replicated) and the
+    outputs keep the keys' sharding, with no collective. On Auto meshes and
+    unsharded keys it is a plain call.
+    """
+    axis = sharding.explicit_batch_axis(keys)
+    if axis is None:
+        return fn(keys, *shared)
+    shared = jax.tree.map(sharding.unshard, shared)
+    mesh = jax.typeof(keys).sharding.mesh
+    specs = (P(axis), *([P()] * len(shared)))
+    mapped = jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=P(axis), check_vma=False)
+    return mapped(keys, *shared)
 
 
 def unbatch(tree: Any, single: bool) -> Any:

@@ -137,9 +137,9 @@ def sample(
         traced = _checks.is_tracer(spectrum.marginals)
         max_size = rank if traced else max_size_for(spectrum)
     max_size = min(_checks.check_int(max_size, "max_size"), rank)
-    draw = _draw(keys, spectrum, max_size, method)
+    draw = _checks.map_draws(lambda k, s: _draw(k, s, max_size, method), keys, spectrum)
     if not _checks.is_tracer(draw.overflow) and max_size < rank and bool(draw.overflow.any()):
-        draw = _draw(keys, spectrum, rank, method)
+        draw = _checks.map_draws(lambda k, s: _draw(k, s, rank, method), keys, spectrum)
     return _checks.unbatch(draw, single)
 
 
@@ -227,9 +227,14 @@ def sample_k(
         if int(np.isfinite(values).sum()) < k:
             raise ValueError(f"k = {k} exceeds the number of positive eigenvalues")
     keys, single = _checks.as_keys(key, num_draws)
-    select_keys, chain_keys = _phase_one_keys(keys)
-    table = log_elementary_symmetric(log_lam, k)
-    select = jax.vmap(lambda kk: select_k(kk, log_lam, table, k))(select_keys)
-    sizes = jnp.full(keys.shape[0], k, jnp.int32)
-    items = _projection_phase(chain_keys, spectrum.eigenvectors, select, sizes, k, method)
+
+    def draws(keys, spectrum):
+        select_keys, chain_keys = _phase_one_keys(keys)
+        log_lam = spectrum.log_eigenvalues
+        table = log_elementary_symmetric(log_lam, k)
+        select = jax.vmap(lambda kk: select_k(kk, log_lam, table, k))(select_keys)
+        sizes = jnp.full(keys.shape[0], k, jnp.int32)
+        return _projection_phase(chain_keys, spectrum.eigenvectors, select, sizes, k, method)
+
+    items = _checks.map_draws(draws, keys, spectrum)
     return _checks.unbatch(items, single)

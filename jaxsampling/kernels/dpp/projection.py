@@ -62,11 +62,17 @@ def sample_projection(
     method = rejection.check_method(method)
     keys, single = _checks.as_keys(key, num_draws)
     n, k = V.shape
-    b = keys.shape[0]
-    sizes = jnp.full(b, k, jnp.int32)
-    sets = jnp.broadcast_to(jnp.arange(k, dtype=jnp.int32), (b, k))
-    if method == "rejection" or (method == "auto" and rejection.prefers_rejection(n, k, k)):
-        items = rejection.chain_rule_rejection(keys, V, sets, sizes, k)
-    else:
-        items = chain_rule(keys, V, sets, sizes, k)
+    use_rejection = method == "rejection" or (
+        method == "auto" and rejection.prefers_rejection(n, k, k)
+    )
+
+    def draws(keys, V):
+        b = keys.shape[0]
+        sizes = jnp.full(b, k, jnp.int32)
+        sets = jnp.broadcast_to(jnp.arange(k, dtype=jnp.int32), (b, k))
+        if use_rejection:
+            return rejection.chain_rule_rejection(keys, V, sets, sizes, k)
+        return chain_rule(keys, V, sets, sizes, k)
+
+    items = _checks.map_draws(draws, keys, V)
     return _checks.unbatch(items, single)

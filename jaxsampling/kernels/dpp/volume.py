@@ -108,16 +108,20 @@ def volume_sample(key: Any, X: ArrayLike, k: int, *, num_draws: int | None = Non
     n, d = Q.shape
     k = _check_k(k, n, d, distinct=True)
     keys, single = _checks.as_keys(key, num_draws)
-    dpp_keys, rest_keys, order_keys = _split3(keys)
-    core = _projection_part(dpp_keys, Q)
-    if k > d:
 
-        def uniform_rest(key, chosen):
-            score = jax.random.gumbel(key, (n,), Q.dtype).at[chosen].set(-jnp.inf)
-            return jax.lax.top_k(score, k - d)[1].astype(jnp.int32)
+    def draws(keys, Q):
+        dpp_keys, rest_keys, order_keys = _split3(keys)
+        core = _projection_part(dpp_keys, Q)
+        if k > d:
 
-        core = jnp.concatenate([core, jax.vmap(uniform_rest)(rest_keys, core)], axis=1)
-    return _checks.unbatch(_shuffle(order_keys, core), single)
+            def uniform_rest(key, chosen):
+                score = jax.random.gumbel(key, (n,), Q.dtype).at[chosen].set(-jnp.inf)
+                return jax.lax.top_k(score, k - d)[1].astype(jnp.int32)
+
+            core = jnp.concatenate([core, jax.vmap(uniform_rest)(rest_keys, core)], axis=1)
+        return _shuffle(order_keys, core)
+
+    return _checks.unbatch(_checks.map_draws(draws, keys, Q), single)
 
 
 def volume_rescaled_sample(
@@ -141,10 +145,16 @@ def volume_rescaled_sample(
     n, d = Q.shape
     k = _check_k(k, n, d, distinct=False)
     keys, single = _checks.as_keys(key, num_draws)
-    dpp_keys, rest_keys, order_keys = _split3(keys)
-    core = _projection_part(dpp_keys, Q)
-    if k > d:
-        log_q = jnp.log(jnp.sum(Q * Q, axis=1))
-        extra = jax.vmap(lambda kk: jax.random.categorical(kk, log_q, shape=(k - d,)))(rest_keys)
-        core = jnp.concatenate([core, extra.astype(jnp.int32)], axis=1)
-    return _checks.unbatch(_shuffle(order_keys, core), single)
+
+    def draws(keys, Q):
+        dpp_keys, rest_keys, order_keys = _split3(keys)
+        core = _projection_part(dpp_keys, Q)
+        if k > d:
+            log_q = jnp.log(jnp.sum(Q * Q, axis=1))
+            extra = jax.vmap(lambda kk: jax.random.categorical(kk, log_q, shape=(k - d,)))(
+                rest_keys
+            )
+            core = jnp.concatenate([core, extra.astype(jnp.int32)], axis=1)
+        return _shuffle(order_keys, core)
+
+    return _checks.unbatch(_checks.map_draws(draws, keys, Q), single)
