@@ -22,6 +22,7 @@ __all__ = [
     "check_square_kernel",
     "is_tracer",
     "map_draws",
+    "poison",
     "unbatch",
 ]
 
@@ -41,6 +42,8 @@ def as_keys(key: Any, num_draws: int | None) -> tuple[Array, bool]:
     if batched:
         if num_draws is not None:
             raise ValueError("pass either a batch of keys or num_draws, not both")
+        if not typed and np.shape(key)[1] != 2:
+            raise ValueError(f"a batch of legacy keys must be uint32[B, 2], got {np.shape(key)}")
         keys = key if typed else jax.random.wrap_key_data(key)
         if keys.shape[0] == 0:
             raise ValueError("the batch of keys is empty")
@@ -68,6 +71,16 @@ def map_draws(fn: Callable[..., Any], keys: Array, *shared: Any) -> Any:
     specs = (P(axis), *([P()] * len(shared)))
     mapped = jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=P(axis), check_vma=False)
     return mapped(keys, *shared)
+
+
+def poison(items: Array, *inputs: Array) -> Array:
+    """``items``, or all ``-1`` when an input has a non-finite entry.
+
+    Concrete inputs are checked eagerly (``ValueError``); under ``jit`` a NaN
+    kernel must not produce a plausible-looking set, so the draw is all padding.
+    """
+    finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in inputs]))
+    return jnp.where(finite, items, -1)
 
 
 def unbatch(tree: Any, single: bool) -> Any:

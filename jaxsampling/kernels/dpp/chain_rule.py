@@ -57,7 +57,10 @@ def pick(u: Array, weights: Array) -> Array:
     """Index ``i`` with probability ``weights[b, i] / sum_j weights[b, j]``, per row ``b``.
 
     Inverse CDF on the running sums: item ``i`` is picked iff
-    ``c_{i-1} <= u * c_N < c_i``, so an item of weight zero is never picked.
+    ``c_{i-1} <= u * c_N < c_i``. The first such item of positive weight is
+    taken, so an item of weight zero is never picked even where round-off
+    makes XLA's CPU prefix sums non-monotone (seen on float32 rows of a few
+    hundred entries).
 
     Args:
       u: ``(B,)`` uniforms in ``[0, 1)``.
@@ -69,8 +72,9 @@ def pick(u: Array, weights: Array) -> Array:
     c = jnp.cumsum(weights, axis=1)
     total = c[:, -1:]
     target = jnp.minimum(u[:, None] * total, total * (1 - jnp.finfo(weights.dtype).eps))
-    idx = jnp.sum(c <= target, axis=1, dtype=jnp.int32)
-    return jnp.minimum(idx, weights.shape[1] - 1)
+    hit = (c > target) & (weights > 0)
+    idx = jnp.where(jnp.any(hit, axis=1), jnp.argmax(hit, axis=1), jnp.argmax(weights, axis=1))
+    return idx.astype(jnp.int32)
 
 
 def _pick_blocked(u: Array, norms: Array) -> tuple[Array, Array]:

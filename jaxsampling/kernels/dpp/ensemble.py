@@ -51,7 +51,8 @@ class DPPDraw(NamedTuple):
 
     Attributes:
       indices: ``int32[..., max_size]`` the items in random order, then ``-1``.
-      size: ``int32[...]`` number of items.
+      size: ``int32[...]`` number of items; ``-1`` when the spectrum had a
+        non-finite entry (possible only under ``jit``: eager calls raise).
       overflow: ``bool[...]`` the draw had more than ``max_size`` items (only
         under ``jit``; its ``indices`` are all ``-1`` and ``size`` is the true size).
     """
@@ -103,7 +104,9 @@ def _draw(keys: Array, spectrum: Spectrum, max_size: int, method: str) -> DPPDra
     indices = _projection_phase(
         chain_keys, spectrum.eigenvectors, select, fitted, max_size, method
     )
-    return DPPDraw(indices, size, overflow)
+    finite = jnp.all(jnp.isfinite(spectrum.eigenvectors)) & jnp.all(jnp.isfinite(p))
+    indices = jnp.where(finite, indices, PAD)
+    return DPPDraw(indices, jnp.where(finite, size, -1), overflow & finite)
 
 
 def sample(
@@ -234,7 +237,8 @@ def sample_k(
         table = log_elementary_symmetric(log_lam, k)
         select = jax.vmap(lambda kk: select_k(kk, log_lam, table, k))(select_keys)
         sizes = jnp.full(keys.shape[0], k, jnp.int32)
-        return _projection_phase(chain_keys, spectrum.eigenvectors, select, sizes, k, method)
+        items = _projection_phase(chain_keys, spectrum.eigenvectors, select, sizes, k, method)
+        return _checks.poison(items, spectrum.eigenvectors, spectrum.marginals)
 
     items = _checks.map_draws(draws, keys, spectrum)
     return _checks.unbatch(items, single)

@@ -160,4 +160,6 @@ def volume_rescaled_log_prob(X: ArrayLike, indices: ArrayLike) -> Array:
     rows, qs = Q[indices], q[indices]
     G = (rows / qs[:, None]).T @ rows
     value = gammaln(k - d + 1.0) - gammaln(k + 1.0) + _log_det(G) + jnp.sum(jnp.log(qs))
-    return jnp.where(jnp.all(indices != PAD), value, -jnp.inf)
+    first = jnp.argmax(indices[:, None] == indices[None, :], axis=1) == jnp.arange(k)
+    enough = jnp.sum(first) >= d  # fewer than d distinct rows: G is singular
+    return jnp.where(jnp.all(indices != PAD) & enough, value, -jnp.inf)

@@ -52,7 +52,7 @@ def sample_projection(
 
     Returns:
       ``int32[k]`` (one key) or ``int32[B, k]``: ``k`` distinct items per draw,
-      in uniformly random order.
+      in uniformly random order. Under ``jit`` a non-finite ``V`` gives all ``-1``.
 
     Raises:
       ValueError: ``V`` not 2-D, not floating, ``N < k``, or (concrete) columns
@@ -71,8 +71,10 @@ def sample_projection(
         sizes = jnp.full(b, k, jnp.int32)
         sets = jnp.broadcast_to(jnp.arange(k, dtype=jnp.int32), (b, k))
         if use_rejection:
-            return rejection.chain_rule_rejection(keys, V, sets, sizes, k)
-        return chain_rule(keys, V, sets, sizes, k)
+            items = rejection.chain_rule_rejection(keys, V, sets, sizes, k)
+        else:
+            items = chain_rule(keys, V, sets, sizes, k)
+        return _checks.poison(items, V)
 
     items = _checks.map_draws(draws, keys, V)
     return _checks.unbatch(items, single)

@@ -24,7 +24,7 @@ Example:
   >>> L = jnp.exp(-((x[:, None] - x[None, :]) ** 2) / 0.02)
   >>> spectrum = dpp.spectrum_from_likelihood(L)
   >>> print(f"{float(spectrum.marginals.sum()):.3f}")   # expected size E|S| = tr K
-  5.669
+  7.233
   >>> dpp.max_size_for(spectrum, tail=1e-9) > 5
   True
 """
@@ -95,7 +95,11 @@ def _check_eigh(eigenvalues: ArrayLike, eigenvectors: ArrayLike) -> tuple[Array,
 
 
 def spectrum_from_eigh(
-    eigenvalues: ArrayLike, eigenvectors: ArrayLike, *, kernel: str = "likelihood"
+    eigenvalues: ArrayLike,
+    eigenvectors: ArrayLike,
+    *,
+    kernel: str = "likelihood",
+    name: str = "eigenvalues",
 ) -> Spectrum:
     """A :class:`Spectrum` from an eigendecomposition the caller computed.
 
@@ -104,6 +108,7 @@ def spectrum_from_eigh(
         or of ``K`` (``kernel="correlation"``, in ``[0, 1]``).
       eigenvectors: ``(N, r)`` matching orthonormal eigenvectors.
       kernel: ``"likelihood"`` or ``"correlation"``.
+      name: the argument named in error messages.
 
     Returns:
       The sorted :class:`Spectrum`; round-off negatives are clipped to zero
@@ -121,12 +126,12 @@ def spectrum_from_eigh(
         tol = _checks.tolerance(V.dtype, n) * scale
         if values.min() < -tol:
             raise ValueError(
-                f"the {kernel} kernel is not positive semi-definite: smallest eigenvalue "
+                f"{name}: the {kernel} kernel is not positive semi-definite: smallest eigenvalue "
                 f"{values.min():.3g}"
             )
         if kernel == "correlation" and values.max() > 1 + tol:
             raise ValueError(
-                f"a correlation kernel needs eigenvalues <= 1, got {values.max():.6g}; "
+                f"{name}: a correlation kernel needs eigenvalues <= 1, got {values.max():.6g}; "
                 "pass an L-ensemble to spectrum_from_likelihood instead"
             )
     if kernel == "likelihood":
@@ -153,7 +158,7 @@ def spectrum_from_likelihood(L: ArrayLike) -> Spectrum:
     """
     L = _checks.check_square_kernel(L, "L")
     lam, V = jnp.linalg.eigh(L)
-    return spectrum_from_eigh(lam, V, kernel="likelihood")
+    return spectrum_from_eigh(lam, V, kernel="likelihood", name="L")
 
 
 def spectrum_from_correlation(K: ArrayLike) -> Spectrum:
@@ -165,7 +170,7 @@ def spectrum_from_correlation(K: ArrayLike) -> Spectrum:
     """
     K = _checks.check_square_kernel(K, "K")
     mu, V = jnp.linalg.eigh(K)
-    return spectrum_from_eigh(mu, V, kernel="correlation")
+    return spectrum_from_eigh(mu, V, kernel="correlation", name="K")
 
 
 def size_distribution(marginals: ArrayLike) -> Array:

@@ -119,7 +119,7 @@ def volume_sample(key: Any, X: ArrayLike, k: int, *, num_draws: int | None = Non
                 return jax.lax.top_k(score, k - d)[1].astype(jnp.int32)
 
             core = jnp.concatenate([core, jax.vmap(uniform_rest)(rest_keys, core)], axis=1)
-        return _shuffle(order_keys, core)
+        return _checks.poison(_shuffle(order_keys, core), Q)
 
     return _checks.unbatch(_checks.map_draws(draws, keys, Q), single)
 
@@ -155,6 +155,6 @@ def volume_rescaled_sample(
                 rest_keys
             )
             core = jnp.concatenate([core, extra.astype(jnp.int32)], axis=1)
-        return _shuffle(order_keys, core)
+        return _checks.poison(_shuffle(order_keys, core), Q)
 
     return _checks.unbatch(_checks.map_draws(draws, keys, Q), single)

@@ -1,0 +1,25 @@
+"""Fixtures for the DPP kernel tests."""
+
+import jax
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _fast_compiles():
+    """Compiles with ``jax_disable_most_optimizations`` in this folder.
+
+    The tests run small problems whose cost is almost all XLA compilation
+    (the chain-rule while-loop); the math is the same. Restored after each
+    test, so other folders compile as usual.
+    """
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", previous)
+
+
+@pytest.fixture
+def x64():
+    """Runs the test with ``jax_enable_x64`` (float64 arrays), restored afterwards."""
+    with jax.enable_x64(True):
+        yield
