@@ -25,13 +25,16 @@ from benchmarks import timing
 #: Suite name -> "module:function"; imported lazily so that one suite's dependencies
 #: are not needed to run another.
 SUITES: dict[str, str] = {
+    "dpp": "benchmarks.dpp:run",
     "leverage": "benchmarks.leverage:run",
     "resampling": "benchmarks.resampling:run",
     "smc": "benchmarks.smc:run",
 }
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
-VERSIONED = ("jax", "jaxlib", "numpy", "scipy", "blackjax", "particles", "numba")
+VERSIONED = (
+    "jax", "jaxlib", "numpy", "scipy", "blackjax", "particles", "numba", "dppy"
+)
 
 
 def load_suite(name: str) -> Callable[..., dict[str, Any]]:

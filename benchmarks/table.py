@@ -122,11 +122,15 @@ def long_table(report: dict[str, Any]) -> str:
     versions = report["versions"]
     machine = report["machine"]
     title = f"### {report['suite']}" + (" (quick smoke run)" if report.get("quick") else "")
+    # Suites whose anchors are other packages name them in ``anchor_packages``.
+    anchors = "".join(
+        f", {pkg} {versions.get(pkg)}" for pkg in report.get("anchor_packages", [])
+    )
     about = (
         f"{report['date']}, {machine['platform']}, {machine['cpu_count']} CPUs, "
         f"JAX {versions.get('jax')} on {machine['jax_backend']}, numpy "
-        f"{versions.get('numpy')}, scipy {versions.get('scipy')}. Median per call; "
-        "speed vs baseline = baseline median / row median (> 1: faster than the "
+        f"{versions.get('numpy')}, scipy {versions.get('scipy')}{anchors}. Median per "
+        "call; speed vs baseline = baseline median / row median (> 1: faster than the "
         "baseline); error = each row's accuracy metric (see the notes)."
     )
     notes = "".join(f"\n\nNote: {n}" for n in report.get("notes", []))

@@ -24,6 +24,16 @@ MODULES = [
     "jaxsampling.kernels.leverage.sensitivity",
     "jaxsampling.kernels.leverage.sampling",
     "jaxsampling.kernels.leverage.regression",
+    "jaxsampling.kernels.dpp",
+    # jaxsampling.kernels.dpp.chain_rule has no example yet (private-facing step).
+    "jaxsampling.kernels.dpp.projection",
+    "jaxsampling.kernels.dpp.spectral",
+    "jaxsampling.kernels.dpp.ensemble",
+    "jaxsampling.kernels.dpp.volume",
+    "jaxsampling.kernels.dpp.logprob",
+    "jaxsampling.kernels.dpp.legendre",
+    "jaxsampling.kernels.dpp.wls",
+    "jaxsampling.kernels.dpp.mcmc",
 ]
 
 

@@ -27,6 +27,7 @@ EXPERIMENTS: dict[str, str] = {
     "smc_mixture": "jaxsampling.train.smc_mixture:train_and_evaluate",
     "fkc_annealing": "jaxsampling.train.fkc_annealing:train_and_evaluate",
     "lp_coreset": "jaxsampling.train.lp_coreset:train_and_evaluate",
+    "dpp_wls": "jaxsampling.train.dpp_wls:train_and_evaluate",
 }
 
 

@@ -187,7 +187,7 @@ def test_registry():
     assert train.get("resampling") is experiment.train_and_evaluate
     with pytest.raises(
         ValueError,
-        match=r"unknown experiment 'nope'; known: \['fkc_annealing', "
+        match=r"unknown experiment 'nope'; known: \['dpp_wls', 'fkc_annealing', "
         r"'lp_coreset', 'particle_filter', 'resampling', 'smc_mixture'\]",
     ):
         train.get("nope")

@@ -24,6 +24,8 @@ module           what it holds
 ``wls``          weighted least squares: i.i.d. optimal, projection-DPP,
                  volume-rescaled and repeated-DPP designs (exact continuous
                  rejection samplers on ``[-1, 1]^d``, or on a pool)
+``mcmc``         add-delete (L-ensemble) and swap (k-DPP) Metropolis chains
+                 for large ``N``: ``O(max_size^2)`` a step, no eigendecomposition
 ===============  ==========================================================
 
 Example:
@@ -101,3 +103,4 @@ from jaxsampling.kernels.dpp.wls import (
     well_conditioned,
     wls_fit,
 )
+from jaxsampling.kernels.dpp import mcmc

@@ -14,7 +14,7 @@ a draw is a sum of independent Bernoulli(``p_j``) variables.
 
 :class:`Spectrum` holds the eigenvectors sorted by decreasing ``p_j``, the
 ``p_j`` and ``log lambda_j``. With a concrete kernel, eigenvectors whose
-``p_j`` is zero to round-off (``lambda_j <= N eps lambda_max``) are dropped:
+``p_j`` is zero to round-off (``lambda_j <= eps lambda_max``) are dropped:
 they are never kept, and the ``r`` that remain set the cost of a draw.
 
 Example:
@@ -136,13 +136,13 @@ def spectrum_from_eigh(
             )
     if kernel == "likelihood":
         lam = jnp.maximum(lam, 0)
-        floor = n * jnp.finfo(V.dtype).eps * jnp.max(lam)
+        floor = jnp.finfo(V.dtype).eps * jnp.max(lam)
         lam = jnp.where(lam > floor, lam, 0)
         marginals = lam / (1 + lam)
         log_lam = jnp.log(lam)
     elif kernel == "correlation":
         mu = jnp.clip(lam, 0, 1)
-        mu = jnp.where(mu > n * jnp.finfo(V.dtype).eps, mu, 0)
+        mu = jnp.where(mu > jnp.finfo(V.dtype).eps, mu, 0)
         marginals = mu
         log_lam = jnp.log(mu) - jnp.log1p(-mu)
     else:

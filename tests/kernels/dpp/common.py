@@ -70,7 +70,7 @@ def likelihood6():
 def likelihood40():
     """float64[40, 40] L-ensemble with eigenvalues 8 * 0.7^j.
 
-    In float32 the spectrum keeps 35 eigenpairs and ``max_size_for`` is 16,
+    In float32 the spectrum keeps all 40 eigenpairs and ``max_size_for`` is 16,
     so the chain rule is bucketed (several widths); most draws keep only
     leading eigenvectors (``sum_{j >= 18} p_j`` is about 0.05).
     """

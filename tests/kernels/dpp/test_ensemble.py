@@ -57,7 +57,7 @@ def test_size_law_small(name):
 
 
 def test_size_law_and_inclusions_bucketed():
-    # 40 items, rank 35, max_size 16: the chain rule is bucketed.
+    # 40 items, rank 40, max_size 16: the chain rule is bucketed.
     _, draw = bucketed_draws()
     assert not draw.overflow.any()
     common.assert_valid_draws(draw.indices, 40, draw.size)
@@ -90,15 +90,15 @@ def test_default_max_size():
     # Shapes only (eval_shape traces without compiling).
     spectrum = common.spectrum("likelihood40")
     key = jax.random.key(5)
-    assert dpp.max_size_for(spectrum) == 16 < spectrum.rank == 35
+    assert dpp.max_size_for(spectrum) == 16 < spectrum.rank == 40
     concrete = jax.eval_shape(lambda k: dpp.sample(k, spectrum, num_draws=4), key)
     assert concrete.indices.shape == (4, 16)  # max_size_for of the concrete spectrum
     traced = jax.eval_shape(lambda k, s: dpp.sample(k, s, num_draws=4), key, spectrum)
-    assert traced.indices.shape == (4, 35)  # a traced spectrum: the rank
+    assert traced.indices.shape == (4, 40)  # a traced spectrum: the rank
     single = jax.eval_shape(lambda k: dpp.sample(k, spectrum), key)
     assert single.indices.shape == (16,) and single.size.shape == single.overflow.shape == ()
     wide = jax.eval_shape(lambda k: dpp.sample(k, spectrum, max_size=99, num_draws=2), key)
-    assert wide.indices.shape == (2, 35)  # capped at the rank
+    assert wide.indices.shape == (2, 40)  # capped at the rank
 
 
 # ----------------------------------------------------------------------------

@@ -137,4 +137,4 @@ def test_max_size_for_default_tail_and_bounds():
     assert dpp.max_size_for(_spectrum_of([1e-12, 1e-12])) == 1  # never below 1
     assert dpp.max_size_for(_spectrum_of(np.ones(4))) == 4  # never above the rank
     s = common.spectrum("likelihood40")
-    assert dpp.max_size_for(s) == 16 < s.rank == 35
+    assert dpp.max_size_for(s) == 16 < s.rank == 40

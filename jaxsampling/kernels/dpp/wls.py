@@ -1,0 +1,668 @@
+r"""Weighted least squares with i.i.d. optimal, projection-DPP and volume-rescaled designs.
+
+Approximate ``f`` in ``L^2(mu)`` by ``V_m = span(phi_1..phi_m)``, ``phi``
+orthonormal in ``L^2(mu)``, from evaluations at random points ``x_1..x_n``
+(Nouy & Michel 2023). With the inverse Christoffel function
+``k_m(x) = sum_j phi_j(x)^2`` (``int k_m dmu = m``), every design here uses
+
+* the **optimal density** ``rho(x) = k_m(x) / m`` (w.r.t. ``mu``) and the
+  **weights** ``w(x) = m / k_m(x) = 1 / rho(x)``;
+* the weighted least-squares estimator (:func:`wls_fit`)
+
+      f_hat = argmin_{v in V_m} (1/n) sum_i w(x_i) (f(x_i) - v(x_i))^2
+
+  and its Gram matrix ``G = (1/n) sum_i w(x_i) phi(x_i) phi(x_i)^T``, with
+  ``E[G] = I`` for all four designs. ``||G - I||_2 <= 1/2`` is the usual
+  stability event (Cohen & Migliorati 2017): on it
+  ``||f - f_hat||^2 <= e_m(f)^2 + 4 ||(1/n) sum_i w(x_i) r(x_i) phi(x_i)||^2``
+  with ``r = f - P_{V_m} f`` and ``e_m(f) = ||r||`` the best-approximation
+  error.
+
+The designs (each a :class:`WLSSample` of points and weights):
+
+* ``iid``: ``n`` i.i.d. points from ``rho`` (optimal weighted least squares,
+  Cohen & Migliorati 2017); ``G`` is well conditioned with high probability
+  once ``n >~ m log m``.
+* ``dpp``: the projection DPP of ``V_m``: ``n = m`` points with joint density
+  ``det(phi(x_i) . phi(x_j))_{ij} / m!`` w.r.t. ``mu^{otimes m}``, each with
+  marginal ``rho``. With ``n = m`` the estimator interpolates, and
+  ``E ||f - f_hat||^2 = (m + 1) e_m(f)^2`` exactly (volume sampling of size
+  ``m``; Derezinski & Warmuth 2017).
+* ``volume_rescaled``: ``n >= m`` points with joint density
+  ``(n - m)! / n! det(sum_i w(x_i) phi(x_i) phi(x_i)^T) prod_i rho(x_i)``
+  (generalised volume-rescaled sampling): the ``m`` points of the projection
+  DPP and ``n - m`` i.i.d. points from ``rho``, shuffled. The estimator is
+  unbiased, ``E[f_hat] = P_{V_m} f``, and quasi-optimal in expectation,
+  ``E ||f - f_hat||^2 <= C e_m(f)^2`` with ``C -> 1`` once ``n = O(m log m)``
+  (Derezinski, Warmuth & Hsu 2022; Nouy & Michel 2023). There is no closed
+  form for ``C``; ``1 + m / (n - m + 1)``, the value for noise independent
+  of ``x``, is not exact for a deterministic ``f``.
+* ``repeated_dpp``: ``r`` independent projection DPPs, ``n = r m`` points
+  (Nouy & Michel 2023): ``G`` is the average of ``r`` independent
+  ``E[G_k] = I`` terms of small variance, so it is well conditioned with far
+  fewer points than ``iid``.
+
+Two settings:
+
+* **continuous**: ``mu`` uniform on ``[-1, 1]^d``, ``phi`` the tensor
+  Legendre basis of a space (:mod:`.legendre`; an int ``m`` for one
+  dimension). The draws are exact rejection samplers, with no
+  discretisation. Propose ``x_k = cos(pi U_k)`` (the arcsine density
+  ``a(x_k) = 1 / (pi sqrt(1 - x_k^2))``). By
+  ``phi_j(x)^2 <= 4 pi^{-1} (1 - x^2)^{-1/2}`` (:mod:`.legendre`),
+  ``k_m(x) <= m 4^d / prod_k (pi sqrt(1 - x_k^2)) = m 4^d prod_k a(x_k)``,
+  so, as densities in ``dx``, ``rho <= 2^d prod_k a``: keeping ``x`` with
+  probability ``k_m(x) prod_k (pi sqrt(1 - x_k^2)) / (m 4^d)`` samples
+  ``rho`` with ``2^d`` proposals per point on average (``iid``). The DPP is
+  the chain rule (Hough et al. 2006): after ``t`` points the next one has
+  density ``||P_t phi(x)||^2 / (m - t)`` w.r.t. ``mu``, ``P_t`` the
+  projection onto the orthogonal complement of ``phi(x_1)..phi(x_t)`` in
+  ``R^m``; it is drawn by proposing from ``rho`` (as above) and accepting
+  with probability ``||P_t phi(x)||^2 / k_m(x)``. The two acceptances are
+  one test, ``U < ||P_t phi(x)||^2 prod_k (pi sqrt(1 - x_k^2)) / (m 4^d)``,
+  passed with probability ``(m - t) / (2^d m)`` per proposal, so a DPP draw
+  costs ``2^d m H_m ~ 2^d m log m`` proposals on average
+  (:func:`expected_proposals`; ``H_m`` the harmonic number), each
+  ``O(m^2)`` flops (a two-pass Gram-Schmidt residual). The loops are
+  ``lax.while_loop`` s: the DPP makes one proposal per unfinished draw per
+  iteration (a batch runs until its slowest draw is done, about
+  ``2^d m (H_m + log B)`` iterations); ``iid`` proposes
+  ``2^d n + 6 * 2^d sqrt(n) + 2^{d+3}`` points per round and keeps the
+  first ``n`` accepted (one round, except with probability about ``1e-9``).
+  A draw not finished after ``2^d m (H_m + 80)`` proposals (``iid``: 50
+  rounds) comes back NaN (probability below ``e^{-80}``).
+* **pool**: ``mu`` the empirical measure of ``N`` candidates, ``phi`` given
+  as the ``(N, m)`` matrix ``Phi`` of basis values with ``Phi^T Phi / N = I``
+  (:func:`pool_basis` orthonormalises a full-rank one). The DPP is
+  :func:`~jaxsampling.kernels.dpp.sample_projection` of ``Phi / sqrt(N)``
+  and volume-rescaled sampling is
+  :func:`~jaxsampling.kernels.dpp.volume_rescaled_sample`; draws are row
+  indices.
+
+Every sampler takes one key (one draw, or ``num_draws`` draws) or a batch
+of keys (one draw per key; the batch axis keeps the keys' sharding and no
+collective is added). Sizes (``n``, ``repeats``, ``num_draws``) are static
+ints and the space is concrete, so under ``jax.jit`` pass them through a
+closure or ``static_argnums``.
+
+Example:
+  >>> import jax, jax.numpy as jnp
+  >>> from jaxsampling.kernels import dpp
+  >>> m = 6
+  >>> sample = dpp.legendre_volume_rescaled(jax.random.key(0), m, 12, num_draws=3)
+  >>> sample.x.shape, sample.weights.shape
+  ((3, 12), (3, 12))
+  >>> fit = dpp.wls_fit(dpp.legendre_basis(sample.x, m), jnp.abs(sample.x),
+  ...                   sample.weights)
+  >>> fit.coef.shape, fit.gram_eigenvalues.shape, fit.gram_deviation.shape
+  ((3, 6), (3, 6), (3,))
+  >>> p = lambda x: 1 - 2 * x + x**5             # in V_6: recovered exactly
+  >>> draw = dpp.legendre_dpp(jax.random.key(1), m)
+  >>> fit = dpp.wls_fit(dpp.legendre_basis(draw.x, m), p(draw.x), draw.weights)
+  >>> x = jnp.linspace(-1, 1, 5)
+  >>> bool(jnp.allclose(dpp.legendre_basis(x, m) @ fit.coef, p(x), atol=1e-3))
+  True
+
+References:
+  Nouy & Michel (2023), Weighted least-squares approximation with determinantal
+  point processes and generalized volume sampling (arXiv:2312.14057).
+  Cohen & Migliorati (2017), Optimal weighted least-squares methods.
+  Derezinski & Warmuth (2017), Unbiased estimates for linear regression via
+  volume sampling. Derezinski, Warmuth & Hsu (2022), Unbiased estimators for
+  random design regression. Hough, Krishnapur, Peres & Virag (2006).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxsampling.kernels.dpp import _checks
+from jaxsampling.kernels.dpp.legendre import _tensor_basis, space_indices
+from jaxsampling.kernels.dpp.projection import sample_projection
+from jaxsampling.kernels.dpp.volume import volume_rescaled_sample
+from jaxsampling.types import Array, ArrayLike
+
+__all__ = [
+    "WLSFit",
+    "WLSSample",
+    "expected_proposals",
+    "legendre_dpp",
+    "legendre_iid",
+    "legendre_repeated_dpp",
+    "legendre_volume_rescaled",
+    "optimal_weights",
+    "pool_basis",
+    "pool_dpp",
+    "pool_iid",
+    "pool_repeated_dpp",
+    "pool_volume_rescaled",
+    "well_conditioned",
+    "wls_fit",
+]
+
+
+class WLSSample(NamedTuple):
+    """A design for weighted least squares.
+
+    Attributes:
+      x: the points: ``float[..., n]`` (an int space), ``float[..., n, d]``
+        (a multi-index space), or ``int32[..., n]`` pool row indices.
+      weights: ``float[..., n]``, ``w(x_i) = m / sum_j phi_j(x_i)^2``.
+    """
+
+    x: Array
+    weights: Array
+
+
+class WLSFit(NamedTuple):
+    """A weighted least-squares fit.
+
+    Attributes:
+      coef: ``float[..., m]`` coefficients of ``f_hat = sum_j coef_j phi_j``.
+      gram_eigenvalues: ``float[..., m]`` eigenvalues of
+        ``G = (1/n) sum_i w_i phi(x_i) phi(x_i)^T``, ascending.
+      gram_deviation: ``float[...]``, ``||G - I||_2``.
+    """
+
+    coef: Array
+    gram_eigenvalues: Array
+    gram_deviation: Array
+
+
+# ---------------------------------------------------------------------------
+# Weights and the weighted least-squares solve.
+
+
+def optimal_weights(features: ArrayLike) -> Array:
+    """``w(x) = m / sum_j phi_j(x)^2`` from basis values ``features[..., m]``."""
+    features = jnp.asarray(features)
+    return features.shape[-1] / jnp.sum(features * features, axis=-1)
+
+
+def wls_fit(
+    features: ArrayLike,
+    y: ArrayLike,
+    weights: ArrayLike,
+    mask: ArrayLike | None = None,
+) -> WLSFit:
+    r"""The weighted least-squares coefficients and the Gram matrix's spectrum.
+
+    Minimises ``(1/n) sum_i w_i (y_i - features_i . c)^2`` through the SVD of
+    ``A = diag(sqrt(w / n)) features`` (``G = A^T A``; a QR of ``A``, then
+    the SVD of its ``R``), with the
+    pseudo-inverse cut-off ``s > max(n, m) eps s_max`` (a rank-deficient
+    design gets the minimum-norm solution). Rows with ``mask == False`` are
+    left out, and ``n`` counts the others: a padded fixed-size batch fits
+    designs of several sizes in one program. Batched over leading axes.
+
+    Args:
+      features: ``(..., n, m)`` basis values ``phi_j(x_i)``.
+      y: ``(..., n)`` observations ``f(x_i)``, or ``(..., n, k)`` for ``k``
+        functions at once (one SVD).
+      weights: ``(..., n)`` non-negative weights.
+      mask: optional ``bool[..., n]``, the rows to use.
+
+    Returns:
+      :class:`WLSFit` (``coef`` ``(..., m)``, or ``(..., m, k)``);
+      ``gram_eigenvalues`` has ``m - n`` zeros when ``n < m``.
+
+    Raises:
+      ValueError: mismatched shapes, non-floating input, or (concrete)
+        negative or NaN weights.
+    """
+    features = jnp.asarray(features)
+    if features.ndim < 2 or not jnp.issubdtype(features.dtype, jnp.floating):
+        raise ValueError(
+            f"features must be a floating (..., n, m) array, got {features.dtype} "
+            f"{features.shape}"
+        )
+    n, m = features.shape[-2:]
+    y = jnp.asarray(y, features.dtype)
+    weights = jnp.asarray(weights)
+    batch = features.shape[:-2]
+    if weights.shape != batch + (n,):
+        raise ValueError(f"weights must have shape {batch + (n,)}, got {weights.shape}")
+    if y.shape != batch + (n,) and y.shape[:-1] != batch + (n,):
+        raise ValueError(
+            f"y must have shape {batch + (n,)} or {batch + (n,)} + (k,), got {y.shape}"
+        )
+    if not jnp.issubdtype(weights.dtype, jnp.floating):
+        raise ValueError(f"weights must have a floating dtype, got {weights.dtype}")
+    if not _checks.is_tracer(weights):
+        w = np.asarray(weights)
+        if np.isnan(w).any() or (w < 0).any():
+            raise ValueError("weights must be non-negative and not NaN")
+    if mask is None:
+        mask = jnp.ones(batch + (n,), bool)
+    else:
+        mask = jnp.asarray(mask)
+        if mask.shape != batch + (n,) or mask.dtype != jnp.bool_:
+            raise ValueError(
+                f"mask must be bool{list(batch + (n,))}, got {mask.dtype} {mask.shape}"
+            )
+    return _wls_core(features, y, weights, mask)
+
+
+@jax.jit
+def _wls_core(features: Array, y: Array, weights: Array, mask: Array) -> WLSFit:
+    n, m = features.shape[-2:]
+    batch = features.shape[:-2]
+    count = jnp.sum(mask, axis=-1).astype(features.dtype)
+    w = jnp.where(mask, weights, 0).astype(features.dtype)
+    scale = jnp.sqrt(w / count[..., None])
+    A = scale[..., None] * features
+    multi = y.ndim == features.ndim  # k right-hand sides on the last axis
+    b = (scale[..., None] if multi else scale) * y
+    # A = Q R, R = U S V^T: the SVD of A is (Q U) S V^T. Faster on CPU than
+    # an SVD of the tall A (and than contracting its U with several b's).
+    Q, R = jnp.linalg.qr(A)
+    U, s, Vt = jnp.linalg.svd(R, full_matrices=False)
+    cutoff = max(n, m) * jnp.finfo(features.dtype).eps * s[..., :1]
+    inv = jnp.where(s > cutoff, 1 / jnp.where(s > 0, s, 1), 0)
+    if multi:
+        proj = jnp.einsum("...jk,...jr->...kr", U, jnp.einsum("...nj,...nr->...jr", Q, b))
+        coef = jnp.einsum("...km,...kr->...mr", Vt, inv[..., None] * proj)
+    else:
+        proj = jnp.einsum("...jk,...j->...k", U, jnp.einsum("...nj,...n->...j", Q, b))
+        coef = jnp.einsum("...km,...k->...m", Vt, inv * proj)
+    eig = s**2
+    if n < m:
+        eig = jnp.concatenate([eig, jnp.zeros(batch + (m - n,), eig.dtype)], axis=-1)
+    eig = jnp.sort(eig, axis=-1)
+    deviation = jnp.maximum(eig[..., -1] - 1, 1 - eig[..., 0])
+    return WLSFit(coef, eig, deviation)
+
+
+def well_conditioned(fit: WLSFit, delta: float = 0.5) -> Array:
+    """``bool[...]``: ``||G - I||_2 <= delta`` (the stability event of the design)."""
+    return fit.gram_deviation <= delta
+
+
+# ---------------------------------------------------------------------------
+# Continuous designs on [-1, 1]^d by exact rejection sampling.
+
+
+def expected_proposals(m: int, d: int = 1) -> float:
+    """Mean proposals of one continuous projection-DPP draw: ``2^d m H_m``."""
+    return 2.0**d * m * sum(1.0 / k for k in range(1, m + 1))
+
+
+_IID_MAX_ROUNDS = 50
+
+
+def _dpp_cap(m: int, d: int) -> int:
+    harmonic = sum(1.0 / k for k in range(1, m + 1))
+    return int(math.ceil(2.0**d * m * (harmonic + 80.0)))
+
+
+def _propose(key: Array, shape: tuple[int, ...], d: int, dtype: Any) -> tuple[Array, Array, Array]:
+    """Arcsine proposals ``x = cos(pi U)``, the envelope factor and a test uniform.
+
+    Returns ``(x[*shape, d], prod_k pi sin(pi U_k) [*shape], V[*shape])``, from
+    one ``uniform`` call (one threefry program to compile).
+    """
+    u = jax.random.uniform(key, shape + (d + 1,), dtype)
+    theta = jnp.pi * u[..., :d]
+    envelope = jnp.prod(jnp.pi * jnp.sin(theta), axis=-1)
+    return jnp.cos(theta), envelope, u[..., d]
+
+
+def _iid_round_size(n: int, d: int) -> int:
+    """Proposals per round: ``2^d n`` plus 6 binomial standard deviations and 8."""
+    ratio = 2**d
+    return ratio * n + int(math.ceil(6 * ratio * math.sqrt(n) + 8 * ratio))
+
+
+def _iid_one(key: Array, indices: np.ndarray, n: int, dtype: Any) -> Array:
+    """``n`` i.i.d. points from ``rho`` on ``[-1, 1]^d``: ``float[n, d]`` (NaN if capped).
+
+    Each round proposes :func:`_iid_round_size` arcsine points and keeps the
+    accepted ones in proposal order until ``n`` are kept (one round, except
+    with probability about ``1e-9``).
+    """
+    m, d = indices.shape
+    bound = m * 4.0**d
+    size = _iid_round_size(n, d)
+
+    def cond(carry):
+        it, count, _ = carry
+        return (it < _IID_MAX_ROUNDS) & (count < n)
+
+    def body(carry):
+        it, count, x = carry
+        prop, envelope, u = _propose(jax.random.fold_in(key, it), (size,), d, dtype)
+        k_m = jnp.sum(_tensor_basis(prop, indices) ** 2, axis=-1)
+        accept = u * bound < k_m * envelope
+        slot = count + jnp.cumsum(accept, dtype=jnp.int32) - 1
+        slot = jnp.where(accept & (slot < n), slot, n)
+        x = x.at[slot].set(prop, mode="drop")
+        return it + 1, jnp.minimum(count + jnp.sum(accept, dtype=jnp.int32), n), x
+
+    init = (jnp.int32(0), jnp.int32(0), jnp.full((n, d), jnp.nan, dtype))
+    return lax.while_loop(cond, body, init)[2]
+
+
+def _dpp_batch(keys: Array, indices: np.ndarray, dtype: Any) -> Array:
+    """Projection-DPP draws on ``[-1, 1]^d``, one per key: ``float[B, m, d]``.
+
+    The batch is looped explicitly (not a ``vmap`` of a while loop, which
+    would copy every draw's ``m x m`` state each iteration): an iteration
+    makes one proposal per unfinished draw and writes one row where it is
+    accepted. A draw not finished after :func:`_dpp_cap` proposals is NaN.
+    """
+    m, d = indices.shape
+    b = keys.shape[0]
+    bound = m * 4.0**d
+    cap = _dpp_cap(m, d)
+    rows = jnp.arange(b)
+
+    def cond(carry):
+        t, count, _, _ = carry
+        return jnp.any((t < m) & (count < cap))
+
+    def body(carry):
+        t, count, Q, X = carry
+        active = (t < m) & (count < cap)
+        prop, envelope, u = jax.vmap(
+            lambda k, c: _propose(jax.random.fold_in(k, c), (), d, dtype)
+        )(keys, count)
+        phi = _tensor_basis(prop, indices)  # (B, m)
+        r = phi - jnp.einsum("bkm,bk->bm", Q, jnp.einsum("bkm,bm->bk", Q, phi))
+        r = r - jnp.einsum("bkm,bk->bm", Q, jnp.einsum("bkm,bm->bk", Q, r))  # CGS2
+        norm2 = jnp.sum(r * r, axis=1)
+        accept = active & (u * bound < norm2 * envelope)
+        direction = r / jnp.sqrt(jnp.where(accept, norm2, 1))[:, None]
+        slot = jnp.where(accept, t, m)  # out of range: dropped
+        Q = Q.at[rows, slot].set(direction, mode="drop")
+        X = X.at[rows, slot].set(prop, mode="drop")
+        return t + accept.astype(jnp.int32), count + active.astype(jnp.int32), Q, X
+
+    init = (
+        jnp.zeros(b, jnp.int32),
+        jnp.zeros(b, jnp.int32),
+        jnp.zeros((b, m, m), dtype),
+        jnp.zeros((b, m, d), dtype),
+    )
+    t, _, _, X = lax.while_loop(cond, body, init)
+    return jnp.where((t == m)[:, None, None], X, jnp.nan)
+
+
+def _continuous_setup(key: Any, space: Any, num_draws: int | None, dtype: Any):
+    indices, scalar = space_indices(space)
+    keys, single = _checks.as_keys(key, num_draws)
+    dtype = jnp.dtype(dtype if dtype is not None else jnp.result_type(float))
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(f"dtype must be floating, got {dtype}")
+    spec = tuple(tuple(int(v) for v in row) for row in indices)
+    return spec, scalar, keys, single, dtype
+
+
+def _iid_points(keys: Array, indices: np.ndarray, n: int, dtype: Any) -> Array:
+    return jax.vmap(lambda k: _iid_one(k, indices, n, dtype))(keys)
+
+
+def _split(keys: Array, num: int) -> Array:
+    return jax.vmap(lambda k: jax.random.split(k, num))(keys)
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _draw(keys: Array, spec: tuple, method: str, size: int, dtype: Any) -> WLSSample:
+    """Batched continuous draws (``size``: ``n``, or the repeats of ``repeated_dpp``).
+
+    Returns points ``float[B, n, d]`` and their weights ``m / k_m(x)``.
+    """
+    indices = np.asarray(spec, np.int32)
+    m, d = indices.shape
+    b = keys.shape[0]
+    if method == "iid":
+        x = _iid_points(keys, indices, size, dtype)
+    elif method == "dpp":
+        x = _dpp_batch(keys, indices, dtype)
+    elif method == "repeated_dpp":
+        x = _dpp_batch(_split(keys, size).reshape(b * size), indices, dtype)
+        x = x.reshape(b, size * m, d)
+    else:  # volume_rescaled
+        parts = _split(keys, 3)
+        x = _dpp_batch(parts[:, 0], indices, dtype)
+        if size > m:
+            rest = _iid_points(parts[:, 1], indices, size - m, dtype)
+            x = jnp.concatenate([x, rest], axis=1)
+            x = jax.vmap(lambda k, row: row[jax.random.permutation(k, size)])(parts[:, 2], x)
+    return WLSSample(x, optimal_weights(_tensor_basis(x, indices)))
+
+
+def _continuous(key, space, method, size, num_draws, dtype) -> WLSSample:
+    spec, scalar, keys, single, dtype = _continuous_setup(key, space, num_draws, dtype)
+    m = len(spec)
+    if method in ("iid", "repeated_dpp"):
+        size = _checks.check_int(size, "repeats" if method == "repeated_dpp" else "n")
+    elif method == "volume_rescaled":
+        size = _check_n(size, m)
+    sample = _draw(keys, spec, method, size, dtype)
+    if scalar:
+        sample = sample._replace(x=sample.x[..., 0])
+    return _checks.unbatch(sample, single)
+
+
+def _check_n(n: Any, m: int, name: str = "n") -> int:
+    n = _checks.check_int(n, name)
+    if n < m:
+        raise ValueError(f"{name} must be >= m = {m} (the dimension of the space), got {n}")
+    return n
+
+
+def legendre_iid(
+    key: Any, space: Any, n: int, *, num_draws: int | None = None, dtype: Any = None
+) -> WLSSample:
+    """``n`` i.i.d. points from the optimal density ``rho = k_m / m`` on ``[-1, 1]^d``.
+
+    Exact rejection from the arcsine density, ``2^d`` proposals per point on
+    average (module docstring).
+
+    Args:
+      key: a PRNG key, or a batch of keys ``(B,)`` (one draw per key).
+      space: an int ``m`` (1-D) or an ``(m, d)`` multi-index array (:mod:`.legendre`).
+      n: static number of points (``>= 1``).
+      num_draws: static number of draws from one key.
+      dtype: floating dtype of the points (default: float32, float64 under x64).
+
+    Returns:
+      :class:`WLSSample` with ``x`` ``[(B,) n]`` (int space) or ``[(B,) n, d]``.
+
+    Raises:
+      ValueError: a bad key, space, ``n``, ``num_draws`` or ``dtype``.
+    """
+    return _continuous(key, space, "iid", n, num_draws, dtype)
+
+
+def legendre_dpp(
+    key: Any, space: Any, *, num_draws: int | None = None, dtype: Any = None
+) -> WLSSample:
+    """The projection DPP of a Legendre space on ``[-1, 1]^d``, exactly: ``m`` points.
+
+    The chain rule with exact rejection sampling of each conditional
+    (module docstring): ``2^d m H_m`` proposals per draw on average. The
+    points come in uniformly random order (the chain rule's ordered law is
+    symmetric).
+
+    Args:
+      key: a PRNG key, or a batch of keys ``(B,)``.
+      space: an int ``m`` or an ``(m, d)`` multi-index array.
+      num_draws: static number of draws from one key.
+      dtype: floating dtype of the points.
+
+    Returns:
+      :class:`WLSSample` with ``m`` points per draw.
+    """
+    return _continuous(key, space, "dpp", None, num_draws, dtype)
+
+
+def legendre_volume_rescaled(
+    key: Any, space: Any, n: int, *, num_draws: int | None = None, dtype: Any = None
+) -> WLSSample:
+    """Generalised volume-rescaled sampling on ``[-1, 1]^d``: ``n >= m`` points.
+
+    Joint density ``(n - m)! / n! det(sum_i w(x_i) phi(x_i) phi(x_i)^T)
+    prod_i rho(x_i)`` w.r.t. ``mu^{otimes n}``: the ``m`` points of
+    :func:`legendre_dpp` and ``n - m`` of :func:`legendre_iid`, shuffled.
+    With the weights ``w = 1 / rho`` (and the ``1/n`` of :func:`wls_fit`)
+    ``f_hat`` is unbiased, ``E[f_hat] = P_{V_m} f``.
+
+    Args:
+      key: a PRNG key, or a batch of keys ``(B,)``.
+      space: an int ``m`` or an ``(m, d)`` multi-index array.
+      n: static number of points, ``n >= m``.
+      num_draws: static number of draws from one key.
+      dtype: floating dtype of the points.
+
+    Returns:
+      :class:`WLSSample` with ``n`` points per draw.
+    """
+    return _continuous(key, space, "volume_rescaled", n, num_draws, dtype)
+
+
+def legendre_repeated_dpp(
+    key: Any, space: Any, repeats: int, *, num_draws: int | None = None, dtype: Any = None
+) -> WLSSample:
+    """``repeats`` independent projection DPPs of a Legendre space, concatenated.
+
+    ``n = repeats * m`` points; block ``k`` (points ``k m .. (k+1) m - 1``)
+    is the ``k``-th DPP draw.
+
+    Args:
+      key: a PRNG key, or a batch of keys ``(B,)``.
+      space: an int ``m`` or an ``(m, d)`` multi-index array.
+      repeats: static number of DPP draws ``r >= 1``.
+      num_draws: static number of draws from one key.
+      dtype: floating dtype of the points.
+
+    Returns:
+      :class:`WLSSample` with ``repeats * m`` points per draw.
+    """
+    return _continuous(key, space, "repeated_dpp", repeats, num_draws, dtype)
+
+
+# ---------------------------------------------------------------------------
+# Pool designs: mu the empirical measure of N candidates.
+
+
+def pool_basis(Phi: ArrayLike) -> Array:
+    """``sqrt(N) Q`` with ``Q R = Phi``: a basis of the same space, orthonormal
+    for the empirical measure (``B^T B / N = I``).
+
+    Raises:
+      ValueError: ``Phi`` not a floating ``(N, m)`` array with ``N >= m``, or
+        (concrete) non-finite.
+    """
+    Phi = _checks.check_floating(Phi, "Phi", 2, "(N, m)")
+    if Phi.shape[0] < Phi.shape[1]:
+        raise ValueError(f"Phi must have N >= m rows, got shape {Phi.shape}")
+    Q, _ = jnp.linalg.qr(Phi)
+    return math.sqrt(Phi.shape[0]) * Q
+
+
+def _check_pool(Phi: ArrayLike) -> Array:
+    Phi = _checks.check_floating(Phi, "Phi", 2, "(N, m)")
+    N, m = Phi.shape
+    if N < m:
+        raise ValueError(f"Phi must have N >= m rows, got shape {Phi.shape}")
+    if not _checks.is_tracer(Phi):
+        v = np.asarray(Phi, np.float64)
+        err = float(np.abs(v.T @ v / N - np.eye(m)).max())
+        if err > _checks.tolerance(Phi.dtype, N):
+            raise ValueError(
+                f"Phi must be orthonormal for the empirical measure: max |Phi^T Phi / N"
+                f" - I| = {err:.3g}; use pool_basis(Phi) first"
+            )
+    return Phi
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _pool_draw(keys: Array, Phi: Array, method: str, size: int) -> WLSSample:
+    """Batched pool draws (``size``: ``n``, or the repeats of ``repeated_dpp``)."""
+    b, (N, m) = keys.shape[0], Phi.shape
+    if method == "iid":
+        logits = jnp.log(jnp.sum(Phi * Phi, axis=1))
+        draw = lambda k: jax.random.categorical(k, logits, shape=(size,))  # noqa: E731
+        idx = jax.vmap(draw)(keys).astype(jnp.int32)
+    elif method == "dpp":
+        idx = sample_projection(keys, Phi / math.sqrt(N))
+    elif method == "repeated_dpp":
+        flat = _split(keys, size).reshape(b * size)
+        idx = sample_projection(flat, Phi / math.sqrt(N)).reshape(b, size * m)
+    else:  # volume_rescaled
+        idx = volume_rescaled_sample(keys, Phi, size)
+    return WLSSample(idx, optimal_weights(Phi)[idx])
+
+
+def _pool(key, Phi, method, size, num_draws) -> WLSSample:
+    Phi = _check_pool(Phi)
+    keys, single = _checks.as_keys(key, num_draws)
+    if method == "volume_rescaled":
+        size = _check_n(size, Phi.shape[1])
+    elif method != "dpp":
+        size = _checks.check_int(size, "repeats" if method == "repeated_dpp" else "n")
+    return _checks.unbatch(_pool_draw(keys, Phi, method, size), single)
+
+
+def pool_iid(key: Any, Phi: ArrayLike, n: int, *, num_draws: int | None = None) -> WLSSample:
+    """``n`` i.i.d. rows with probability ``k_m(x_i) / (N m)`` (optimal sampling on a pool).
+
+    Args:
+      key: a PRNG key, or a batch of keys ``(B,)``.
+      Phi: ``(N, m)`` basis values, ``Phi^T Phi / N = I``.
+      n: static number of rows.
+      num_draws: static number of draws from one key.
+
+    Returns:
+      :class:`WLSSample` with ``int32`` row indices ``[(B,) n]``.
+    """
+    return _pool(key, Phi, "iid", n, num_draws)
+
+
+def pool_dpp(key: Any, Phi: ArrayLike, *, num_draws: int | None = None) -> WLSSample:
+    """The projection DPP of the pool (``K = Phi Phi^T / N``): ``m`` distinct rows.
+
+    Args:
+      key: a PRNG key, or a batch of keys ``(B,)``.
+      Phi: ``(N, m)`` basis values, ``Phi^T Phi / N = I``.
+      num_draws: static number of draws from one key.
+
+    Returns:
+      :class:`WLSSample` with ``int32`` row indices ``[(B,) m]``, the items of
+      :func:`~jaxsampling.kernels.dpp.sample_projection` with the same keys.
+    """
+    return _pool(key, Phi, "dpp", None, num_draws)
+
+
+def pool_volume_rescaled(
+    key: Any, Phi: ArrayLike, n: int, *, num_draws: int | None = None
+) -> WLSSample:
+    """Volume-rescaled sampling of ``n >= m`` rows (repeats allowed) of the pool.
+
+    :func:`~jaxsampling.kernels.dpp.volume_rescaled_sample` with the same
+    keys: ``m`` rows of the projection DPP and ``n - m`` i.i.d. rows from
+    ``rho``, shuffled.
+
+    Returns:
+      :class:`WLSSample` with ``int32`` row indices ``[(B,) n]``.
+    """
+    return _pool(key, Phi, "volume_rescaled", n, num_draws)
+
+
+def pool_repeated_dpp(
+    key: Any, Phi: ArrayLike, repeats: int, *, num_draws: int | None = None
+) -> WLSSample:
+    """``repeats`` independent projection DPPs of the pool, concatenated (``r m`` rows).
+
+    Returns:
+      :class:`WLSSample` with ``int32`` row indices ``[(B,) repeats * m]``.
+    """
+    return _pool(key, Phi, "repeated_dpp", repeats, num_draws)

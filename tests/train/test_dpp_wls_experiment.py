@@ -1,0 +1,177 @@
+"""Tests for the dpp_wls experiment: end to end, headline, resume, NaN stop."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsampling import checkpoint, metrics, train
+from jaxsampling.train import dpp_wls as experiment
+from tests.train import helpers
+
+
+def small_config():
+    config = helpers.load_config("dpp_wls")
+    # Compilation dominates: one program per dimension m.
+    config.dims = (4, 6)
+    config.sample_ratios = (1, 2, 4)
+    config.num_seeds = 64
+    config.seeds_per_batch = 0
+    config.quadrature_nodes = 200
+    return config
+
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    workdir = str(tmp_path_factory.mktemp("straight"))
+    return workdir, experiment.train_and_evaluate(small_config(), workdir)
+
+
+def test_cells():
+    cells = experiment.make_cells(small_config())
+    assert [(c.method, c.ratio) for c in cells] == [
+        ("iid", 1), ("iid", 2), ("iid", 4),
+        ("dpp", 1),
+        ("volume_rescaled", 1), ("volume_rescaled", 2), ("volume_rescaled", 4),
+        ("repeated_dpp", 2), ("repeated_dpp", 4),
+    ]
+
+
+def test_end_to_end_files_and_headline(straight_run):
+    workdir, summary = straight_run
+    with open(os.path.join(workdir, "config.json")) as f:
+        assert json.load(f)["experiment"] == "dpp_wls"
+    rows = metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+    assert [(r["step"], r["m"]) for r in rows] == [(1, 4), (2, 6)]
+    assert all(len(r["cells"]) == 2 * 9 for r in rows)
+    with open(os.path.join(workdir, "summary.json")) as f:
+        assert json.load(f) == summary
+    assert summary["complete"] and len(summary["results"]) == 2 * 2 * 9
+    assert rows[0]["cells"] + rows[1]["cells"] == summary["results"]
+    res = {(r["function"], r["m"], r["method"], r["n"]): r for r in summary["results"]}
+    for r in summary["results"]:
+        assert r["n"] == r["ratio"] * r["m"]
+        assert 1.0 <= r["q10_ratio"] <= r["median_ratio"] <= r["q90_ratio"]
+        assert 0.0 <= r["well_conditioned"] <= 1.0
+        assert r["best_error"] == summary["best_error"][r["function"]][str(r["m"])] > 0
+    for f in ("runge", "abs"):
+        for m in (4, 6):
+            # Volume-rescaled sampling and repeated DPPs are quasi-optimal in
+            # expectation at n = 4m (kernel tests: E ratio ~1.2-1.4 at m = 6),
+            # here with 64 seeds: a mean ratio below 2.
+            for method in ("volume_rescaled", "repeated_dpp"):
+                row = res[(f, m, method, 4 * m)]
+                assert row["mean_ratio"] + 3 * row["se_ratio"] < 2.0, row
+            # Interpolation (n = m): E ratio = m + 1 for the DPP; i.i.d.
+            # points are far worse in the median.
+            dpp_row, iid_row = res[(f, m, "dpp", m)], res[(f, m, "iid", m)]
+            assert dpp_row["median_ratio"] < m + 1
+            assert iid_row["median_ratio"] > 2 * dpp_row["median_ratio"]
+            # Errors fall with n for every method.
+            for method in ("iid", "volume_rescaled"):
+                assert res[(f, m, method, 4 * m)]["median_ratio"] < res[(f, m, method, m)]["median_ratio"]
+    for m in (4, 6):
+        # The Gram matrix of repeated DPPs is well conditioned far more often
+        # than that of i.i.d. points of the same size (the designs are shared
+        # by both functions).
+        rep = res[("runge", m, "repeated_dpp", 2 * m)]["well_conditioned"]
+        iid = res[("runge", m, "iid", 2 * m)]["well_conditioned"]
+        assert rep > iid + 0.2
+        assert res[("runge", m, "iid", m)]["well_conditioned"] <= 0.05
+
+
+def test_results_do_not_depend_on_the_seed_batch():
+    config = small_config()
+    cells = tuple(experiment.make_cells(config))
+    with jax.enable_x64(True):
+        c_star, best = experiment.references(("runge", "abs"), 4, 200)
+        keys = jax.random.split(jax.random.key(3), 10)
+        args = (keys, jnp.asarray(c_star), jnp.asarray(best))
+        kw = dict(m=4, cells=cells, functions=("runge", "abs"))
+        whole = experiment.evaluate(*args, batch_size=None, **kw)
+        batched = experiment.evaluate(*args, batch_size=4, **kw)  # 3 batches, padded
+    for a, b in zip(whole, batched):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, rtol=1e-9)
+
+
+def test_resume_gives_identical_summary(straight_run, tmp_path):
+    straight_dir, expected = straight_run
+    workdir = str(tmp_path / "resumed")
+    config = small_config()
+    config.stop_after_blocks = 1
+    partial = experiment.train_and_evaluate(config, workdir)
+    assert not partial["complete"] and len(partial["results"]) == 2 * 9
+    assert partial["results"] == [r for r in expected["results"] if r["m"] == 4]
+    with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
+        assert ckpt.latest_step() == 1
+    helpers.append_stale_metrics_line(workdir, 2)
+    helpers.assert_resume_matches_straight_run(
+        lambda d: experiment.train_and_evaluate(small_config(), d),
+        workdir, straight_dir, expected,
+    )
+
+
+def test_non_finite_error_raises_and_keeps_last_checkpoint(
+    straight_run, tmp_path, monkeypatch
+):
+    workdir = str(tmp_path / "nan")
+    real = experiment.evaluate
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        ratio, deviation = real(*args, **kwargs)
+        if len(calls) == 2:
+            ratio = ratio.at[0, 0, 0].set(jnp.nan)
+        return ratio, deviation
+
+    monkeypatch.setattr(experiment, "evaluate", flaky)
+    with pytest.raises(FloatingPointError, match="non-finite error ratio in block 1"):
+        experiment.train_and_evaluate(small_config(), workdir)
+    with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
+        assert ckpt.latest_step() == 1
+    assert not os.path.exists(os.path.join(workdir, "summary.json"))
+    monkeypatch.setattr(experiment, "evaluate", real)
+    assert experiment.train_and_evaluate(small_config(), workdir) == straight_run[1]
+
+
+def test_resume_with_other_config_raises(straight_run, tmp_path):
+    workdir = str(tmp_path / "other")
+    config = small_config()
+    config.stop_after_blocks = 1
+    experiment.train_and_evaluate(config, workdir)
+    other = small_config()
+    other.well_conditioned_delta = 0.25
+    other.stop_after_blocks = 1
+    with pytest.raises(ValueError, match="different configuration"):
+        experiment.train_and_evaluate(other, workdir)
+
+
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("methods", ("iid", "magic"), "unknown method 'magic'"),
+        ("methods", ("repeated_dpp",), "no cell to run"),
+        ("functions", ("runge", "sin"), "unknown function 'sin'"),
+        ("sample_ratios", (2, 4), "sample_ratios must be increasing ints starting at 1"),
+        ("sample_ratios", (1, 1.5), "sample_ratios must be increasing ints"),
+        ("dims", (6, 4), "dims must be increasing ints"),
+        ("num_seeds", 1, "num_seeds must be >= 2"),
+        ("well_conditioned_delta", 0.0, "well_conditioned_delta must be > 0"),
+    ],
+)
+def test_bad_config(field, value, match):
+    config = small_config()
+    config[field] = value
+    if field == "methods" and value == ("repeated_dpp",):
+        config.sample_ratios = (1,)
+    with pytest.raises(ValueError, match=match):
+        experiment.make_cells(config)
+
+
+def test_registry():
+    assert train.get("dpp_wls") is experiment.train_and_evaluate
