@@ -17,7 +17,8 @@ Run:
 Shrink it from the command line, for example:
 
   python -m jaxsampling.main --config=configs/dpp_wls.py --config.dims="(10,)" \
-      --config.sample_ratios="(1, 2, 4)" --config.num_seeds=200 --workdir=runs/dpp_wls_small
+      --config.sample_ratios="(1, 2, 4)" --config.num_seeds=200 \
+      --workdir=runs/dpp_wls_small
 
 Plot: python -m jaxsampling.plot --workdir=runs/dpp_wls
 """
@@ -39,7 +40,7 @@ def get_config(arg=None):
     config.sample_ratios = (1, 2, 3, 4, 6, 8)
     config.well_conditioned_delta = 0.5  # ||G - I||_2 <= delta
     config.quadrature_nodes = 400  # per piece of the composite Gauss rule (e_m, c*)
-    config.float64 = True  # draws and fits in float64 (interpolation is ill conditioned)
+    config.float64 = True  # draws and fits in float64 (interpolation: ill conditioned)
 
     # Monte Carlo: designs per cell, drawn and fitted seeds_per_batch at a time.
     config.num_seeds = 1000

@@ -83,6 +83,16 @@ _TABLE_COLUMNS = {
         "regression_error",
         "sample_size",
     ),
+    "dpp_wls": (
+        "function",
+        "m",
+        "method",
+        "n",
+        "mean_ratio",
+        "median_ratio",
+        "q90_ratio",
+        "well_conditioned",
+    ),
 }
 
 

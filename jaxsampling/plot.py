@@ -21,6 +21,9 @@ experiment) every experiment is plotted. Figures go to ``<workdir>/plots/``:
   variant, over the target's contours) and ``[<name>_]errors.png``
   (mode-weight TV with standard-error bars, the TV of the run-averaged
   weights, and the relative error of the within-mode spread);
+* dpp_wls: ``[<name>_]wls_error.png`` (mean error ratio to the best
+  approximation against n, per function and m) and
+  ``[<name>_]well_conditioned.png`` (fraction of well-conditioned Gram matrices).
 * lp_coreset: ``[<name>_]distortion.png`` (median subspace distortion
   against the coreset size m, log-log, one line per sampling method with the
   inter-quartile range shaded, one panel per norm p: exact at p = 2, a lower
@@ -367,6 +370,67 @@ def plot_lp_coreset(
     return path
 
 
+def _dpp_wls_cells(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [c for r in rows for c in r.get("cells", [])]
+
+
+def plot_dpp_wls(rows: Sequence[dict[str, Any]], path: str, well_conditioned: bool) -> str:
+    """DPP weighted least squares against the number of samples ``n``.
+
+    Args:
+        rows: ``metrics.jsonl`` rows of the dpp_wls experiment (one per
+            dimension ``m``, each with a list of cells).
+        path: the PNG file to write.
+        well_conditioned: draw the fraction of designs with ``||G - I|| <= 1/2``
+            (one panel per ``m``) instead of the mean error ratio
+            ``||f - f_hat||^2 / e_m(f)^2`` (a panel per function and ``m``).
+
+    Returns:
+        ``path``.
+    """
+    plt = _pyplot()
+    cells = _dpp_wls_cells(rows)
+    dims = sorted({int(c["m"]) for c in cells})
+    functions = list(dict.fromkeys(c["function"] for c in cells))
+    methods = list(dict.fromkeys(c["method"] for c in cells))
+    colors = {lab: f"C{i % 10}" for i, lab in enumerate(methods)}
+    panel_rows = [functions[0]] if well_conditioned else functions
+    fig, axes = plt.subplots(
+        len(panel_rows), len(dims), figsize=(3.8 * len(dims) + 1.6, 3.2 * len(panel_rows)),
+        squeeze=False,
+    )
+    for i, name in enumerate(panel_rows):
+        for j, m in enumerate(dims):
+            ax = axes[i][j]
+            for method in methods:
+                chosen = sorted(
+                    (c for c in cells
+                     if c["function"] == name and int(c["m"]) == m and c["method"] == method),
+                    key=lambda c: c["n"],
+                )
+                if not chosen:
+                    continue
+                n = [int(c["n"]) for c in chosen]
+                key = "well_conditioned" if well_conditioned else "mean_ratio"
+                ax.plot(n, [float(c[key]) for c in chosen], marker="o", markersize=3.5,
+                        color=colors[method], label=method)
+            if well_conditioned:
+                ax.set_title(f"m = {m}")
+                ax.set_ylabel("P(||G - I|| <= 1/2)")
+                ax.set_ylim(-0.02, 1.02)
+            else:
+                ax.set_title(f"{name}, m = {m}")
+                ax.set_yscale("log")
+                ax.set_ylabel("E||f - f_hat||^2 / e_m^2")
+            ax.set_xlabel("samples n")
+            ax.grid(alpha=0.3, which="both")
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def _experiment_name(directory: str) -> str | None:
     """``experiment`` from ``directory/config.json``, or None."""
     path = os.path.join(directory, metrics.CONFIG_FILE)
@@ -412,6 +476,11 @@ def plot_experiment(
                 "median relative regression error",
                 out("regression_error"),
             ),
+        ]
+    if name == "dpp_wls" and _dpp_wls_cells(rows):
+        return [
+            plot_dpp_wls(rows, out("wls_error"), well_conditioned=False),
+            plot_dpp_wls(rows, out("well_conditioned"), well_conditioned=True),
         ]
     if is_resampling(rows):
         return [plot_resampling(rows, out("loglik_rmse"))]

@@ -131,7 +131,9 @@ def make_cells(config: Any) -> list[Cell]:
         if name not in FUNCTIONS:
             raise ValueError(f"unknown function {name!r}; known: {list(FUNCTIONS)}")
     if not config.functions or len(set(config.functions)) != len(config.functions):
-        raise ValueError(f"functions must be distinct and non-empty, got {config.functions}")
+        raise ValueError(
+            f"functions must be distinct and non-empty, got {config.functions}"
+        )
     ratios = list(config.sample_ratios)
     if (
         not ratios
@@ -219,10 +221,12 @@ def evaluate(
     Returns:
         ``(error_ratio[F, K, S], gram_deviation[K, S])``.
     """
-    n_max = max(c.ratio for c in cells) * m
-    repeats = max([c.ratio for c in cells if c.method in ("dpp", "repeated_dpp")] or [0])
-    vr_extra = max([c.ratio * m - m for c in cells if c.method == "volume_rescaled"] or [0])
-    iid_size = max([c.ratio * m for c in cells if c.method == "iid"] or [0])
+    def largest(methods, offset=0):
+        return max([c.ratio - offset for c in cells if c.method in methods] or [0])
+
+    repeats = largest(("dpp", "repeated_dpp"))  # DPP draws per seed
+    vr_extra = largest(("volume_rescaled",), offset=1) * m  # its i.i.d. points
+    iid_size = largest(("iid",)) * m
     groups: dict[int, list[int]] = {}
     for k, c in enumerate(cells):
         groups.setdefault(c.ratio, []).append(k)
@@ -251,7 +255,7 @@ def evaluate(
         deviation = [None] * len(cells)
         for r, members in groups.items():
             n = r * m
-            x = jnp.stack([source[cells[k].method][:, :n] for k in members])  # (G, b, n)
+            x = jnp.stack([source[cells[k].method][:, :n] for k in members])  # G, b, n
             Phi = dpp.legendre_basis(x, m)
             y = jnp.stack([FUNCTIONS[name].fn(x) for name in functions], axis=-1)
             fit = dpp.wls_fit(Phi, y, dpp.optimal_weights(Phi))  # coef (G, b, m, F)
@@ -259,7 +263,8 @@ def evaluate(
             for g, k in enumerate(members):
                 ratio[k] = 1.0 + sq[g] / best_error  # (b, F)
                 deviation[k] = fit.gram_deviation[g]  # (b,)
-        return jnp.stack(ratio, axis=-1), jnp.stack(deviation, axis=-1)  # (b, F, K), (b, K)
+        # (b, F, K) and (b, K)
+        return jnp.stack(ratio, axis=-1), jnp.stack(deviation, axis=-1)
 
     num = keys.shape[0]
     if batch_size is None or batch_size >= num:

@@ -1,4 +1,4 @@
-r"""Orthonormal Legendre polynomials on ``[-1, 1]^d`` for the uniform probability measure.
+r"""Orthonormal Legendre polynomials on ``[-1, 1]^d`` (uniform probability measure).
 
 In one dimension, with ``P_j`` the Legendre polynomials (``P_j(1) = 1``),
 
@@ -204,7 +204,8 @@ def legendre_1d(x: ArrayLike, num: int) -> Array:
         return (cur, nxt), nxt
 
     _, rest = jax.lax.scan(step, tuple(first), (a, b))
-    return jnp.concatenate([jnp.stack(first, axis=-1), jnp.moveaxis(rest, 0, -1)], axis=-1)
+    head = jnp.stack(first, axis=-1)
+    return jnp.concatenate([head, jnp.moveaxis(rest, 0, -1)], axis=-1)
 
 
 def _runs(col: np.ndarray) -> list[tuple[int, int]]:
@@ -219,7 +220,7 @@ def _runs(col: np.ndarray) -> list[tuple[int, int]]:
 
 
 def _static_take(table: Array, col: np.ndarray) -> Array:
-    """``table[..., col]`` for a static ``col``, as slices (XLA's gather is slow on CPU)."""
+    """``table[..., col]`` for a static ``col`` by slicing (gathers are slow on CPU)."""
     parts = [table[..., s : s + n] for s, n in _runs(col)]
     return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=-1)
 
@@ -290,7 +291,9 @@ def gauss_legendre(
     num = _checks.check_int(num, "num")
     edges = [-1.0, *sorted(float(b) for b in breakpoints), 1.0]
     if any(not -1.0 < b < 1.0 for b in edges[1:-1]) or len(set(edges)) != len(edges):
-        raise ValueError(f"breakpoints must be distinct and inside (-1, 1), got {breakpoints}")
+        raise ValueError(
+            f"breakpoints must be distinct and inside (-1, 1), got {breakpoints}"
+        )
     t, w = _leggauss(num)
     nodes, weights = [], []
     for lo, hi in itertools.pairwise(edges):

@@ -1,4 +1,4 @@
-r"""Weighted least squares with i.i.d. optimal, projection-DPP and volume-rescaled designs.
+r"""Weighted least squares: i.i.d. optimal, projection-DPP and volume-rescaled designs.
 
 Approximate ``f`` in ``L^2(mu)`` by ``V_m = span(phi_1..phi_m)``, ``phi``
 orthonormal in ``L^2(mu)``, from evaluations at random points ``x_1..x_n``
@@ -165,7 +165,8 @@ class WLSFit(NamedTuple):
     """A weighted least-squares fit.
 
     Attributes:
-      coef: ``float[..., m]`` coefficients of ``f_hat = sum_j coef_j phi_j``.
+      coef: ``float[..., m]`` coefficients of ``f_hat = sum_j coef_j phi_j``
+        (``float[..., m, k]`` for ``k`` right-hand sides).
       gram_eigenvalues: ``float[..., m]`` eigenvalues of
         ``G = (1/n) sum_i w_i phi(x_i) phi(x_i)^T``, ascending.
       gram_deviation: ``float[...]``, ``||G - I||_2``.
@@ -267,7 +268,8 @@ def _wls_core(features: Array, y: Array, weights: Array, mask: Array) -> WLSFit:
     cutoff = max(n, m) * jnp.finfo(features.dtype).eps * s[..., :1]
     inv = jnp.where(s > cutoff, 1 / jnp.where(s > 0, s, 1), 0)
     if multi:
-        proj = jnp.einsum("...jk,...jr->...kr", U, jnp.einsum("...nj,...nr->...jr", Q, b))
+        qb = jnp.einsum("...nj,...nr->...jr", Q, b)
+        proj = jnp.einsum("...jk,...jr->...kr", U, qb)
         coef = jnp.einsum("...km,...kr->...mr", Vt, inv[..., None] * proj)
     else:
         proj = jnp.einsum("...jk,...j->...k", U, jnp.einsum("...nj,...n->...j", Q, b))
@@ -302,7 +304,9 @@ def _dpp_cap(m: int, d: int) -> int:
     return int(math.ceil(2.0**d * m * (harmonic + 80.0)))
 
 
-def _propose(key: Array, shape: tuple[int, ...], d: int, dtype: Any) -> tuple[Array, Array, Array]:
+def _propose(
+    key: Array, shape: tuple[int, ...], d: int, dtype: Any
+) -> tuple[Array, Array, Array]:
     """Arcsine proposals ``x = cos(pi U)``, the envelope factor and a test uniform.
 
     Returns ``(x[*shape, d], prod_k pi sin(pi U_k) [*shape], V[*shape])``, from
@@ -321,7 +325,7 @@ def _iid_round_size(n: int, d: int) -> int:
 
 
 def _iid_one(key: Array, indices: np.ndarray, n: int, dtype: Any) -> Array:
-    """``n`` i.i.d. points from ``rho`` on ``[-1, 1]^d``: ``float[n, d]`` (NaN if capped).
+    """``n`` i.i.d. points from ``rho`` on ``[-1, 1]^d``: ``float[n, d]`` (NaN: capped).
 
     Each round proposes :func:`_iid_round_size` arcsine points and keeps the
     accepted ones in proposal order until ``n`` are kept (one round, except
@@ -434,7 +438,8 @@ def _draw(keys: Array, spec: tuple, method: str, size: int, dtype: Any) -> WLSSa
         if size > m:
             rest = _iid_points(parts[:, 1], indices, size - m, dtype)
             x = jnp.concatenate([x, rest], axis=1)
-            x = jax.vmap(lambda k, row: row[jax.random.permutation(k, size)])(parts[:, 2], x)
+            shuffle = lambda k, row: row[jax.random.permutation(k, size)]  # noqa: E731
+            x = jax.vmap(shuffle)(parts[:, 2], x)
     return WLSSample(x, optimal_weights(_tensor_basis(x, indices)))
 
 
@@ -454,7 +459,9 @@ def _continuous(key, space, method, size, num_draws, dtype) -> WLSSample:
 def _check_n(n: Any, m: int, name: str = "n") -> int:
     n = _checks.check_int(n, name)
     if n < m:
-        raise ValueError(f"{name} must be >= m = {m} (the dimension of the space), got {n}")
+        raise ValueError(
+            f"{name} must be >= m = {m} (the dimension of the space), got {n}"
+        )
     return n
 
 
@@ -499,7 +506,11 @@ def legendre_dpp(
       dtype: floating dtype of the points.
 
     Returns:
-      :class:`WLSSample` with ``m`` points per draw.
+      :class:`WLSSample` with ``m`` points per draw (NaN if the proposal cap,
+      about ``e^{-80}`` likely, was hit).
+
+    Raises:
+      ValueError: a bad key, space, ``num_draws`` or ``dtype``.
     """
     return _continuous(key, space, "dpp", None, num_draws, dtype)
 
@@ -524,12 +535,20 @@ def legendre_volume_rescaled(
 
     Returns:
       :class:`WLSSample` with ``n`` points per draw.
+
+    Raises:
+      ValueError: a bad key, space, ``num_draws`` or ``dtype``, or ``n < m``.
     """
     return _continuous(key, space, "volume_rescaled", n, num_draws, dtype)
 
 
 def legendre_repeated_dpp(
-    key: Any, space: Any, repeats: int, *, num_draws: int | None = None, dtype: Any = None
+    key: Any,
+    space: Any,
+    repeats: int,
+    *,
+    num_draws: int | None = None,
+    dtype: Any = None,
 ) -> WLSSample:
     """``repeats`` independent projection DPPs of a Legendre space, concatenated.
 
@@ -545,6 +564,9 @@ def legendre_repeated_dpp(
 
     Returns:
       :class:`WLSSample` with ``repeats * m`` points per draw.
+
+    Raises:
+      ValueError: a bad key, space, ``repeats``, ``num_draws`` or ``dtype``.
     """
     return _continuous(key, space, "repeated_dpp", repeats, num_draws, dtype)
 
@@ -612,8 +634,10 @@ def _pool(key, Phi, method, size, num_draws) -> WLSSample:
     return _checks.unbatch(_pool_draw(keys, Phi, method, size), single)
 
 
-def pool_iid(key: Any, Phi: ArrayLike, n: int, *, num_draws: int | None = None) -> WLSSample:
-    """``n`` i.i.d. rows with probability ``k_m(x_i) / (N m)`` (optimal sampling on a pool).
+def pool_iid(
+    key: Any, Phi: ArrayLike, n: int, *, num_draws: int | None = None
+) -> WLSSample:
+    """``n`` i.i.d. rows, row ``i`` with probability ``k_m(x_i) / (N m)``.
 
     Args:
       key: a PRNG key, or a batch of keys ``(B,)``.
@@ -623,6 +647,11 @@ def pool_iid(key: Any, Phi: ArrayLike, n: int, *, num_draws: int | None = None) 
 
     Returns:
       :class:`WLSSample` with ``int32`` row indices ``[(B,) n]``.
+
+    Raises:
+      ValueError: ``Phi`` not a finite floating ``(N, m)`` array with
+        ``N >= m``, (concrete) not orthonormal for the empirical measure, or
+        a bad key, ``n`` or ``num_draws``.
     """
     return _pool(key, Phi, "iid", n, num_draws)
 
@@ -638,6 +667,9 @@ def pool_dpp(key: Any, Phi: ArrayLike, *, num_draws: int | None = None) -> WLSSa
     Returns:
       :class:`WLSSample` with ``int32`` row indices ``[(B,) m]``, the items of
       :func:`~jaxsampling.kernels.dpp.sample_projection` with the same keys.
+
+    Raises:
+      ValueError: as :func:`pool_iid`.
     """
     return _pool(key, Phi, "dpp", None, num_draws)
 
@@ -651,8 +683,17 @@ def pool_volume_rescaled(
     keys: ``m`` rows of the projection DPP and ``n - m`` i.i.d. rows from
     ``rho``, shuffled.
 
+    Args:
+      key: a PRNG key, or a batch of keys ``(B,)``.
+      Phi: ``(N, m)`` basis values, ``Phi^T Phi / N = I``.
+      n: static number of rows, ``n >= m``.
+      num_draws: static number of draws from one key.
+
     Returns:
       :class:`WLSSample` with ``int32`` row indices ``[(B,) n]``.
+
+    Raises:
+      ValueError: as :func:`pool_iid`, or ``n < m``.
     """
     return _pool(key, Phi, "volume_rescaled", n, num_draws)
 
@@ -662,7 +703,18 @@ def pool_repeated_dpp(
 ) -> WLSSample:
     """``repeats`` independent projection DPPs of the pool, concatenated (``r m`` rows).
 
+    Args:
+      key: a PRNG key, or a batch of keys ``(B,)``.
+      Phi: ``(N, m)`` basis values, ``Phi^T Phi / N = I``.
+      repeats: static number of DPP draws ``r >= 1``.
+      num_draws: static number of draws from one key.
+
     Returns:
-      :class:`WLSSample` with ``int32`` row indices ``[(B,) repeats * m]``.
+      :class:`WLSSample` with ``int32`` row indices ``[(B,) repeats * m]``;
+      block ``k`` is the draw of :func:`~jaxsampling.kernels.dpp.sample_projection`
+      with the ``k``-th of ``split(key_b, repeats)``.
+
+    Raises:
+      ValueError: as :func:`pool_iid`.
     """
     return _pool(key, Phi, "repeated_dpp", repeats, num_draws)

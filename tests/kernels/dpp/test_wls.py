@@ -103,7 +103,8 @@ def gaussian_nd(h):
 
 @functools.lru_cache(maxsize=None)
 def dpp_draws(m, num, seed):
-    return jax.tree.map(np.asarray, dpp.legendre_dpp(jax.random.key(seed), m, num_draws=num))
+    sample = dpp.legendre_dpp(jax.random.key(seed), m, num_draws=num)
+    return jax.tree.map(np.asarray, sample)
 
 
 @functools.lru_cache(maxsize=None)
@@ -158,7 +159,8 @@ def test_index_sets():
     hc = dpp.legendre_indices(2, 8, "hyperbolic_cross").tolist()
     assert hc == [[0, 0], [0, 1], [1, 0], [0, 2], [2, 0], [0, 3], [1, 1], [3, 0]]
     for kind in dpp.legendre.INDEX_SETS:
-        np.testing.assert_array_equal(dpp.legendre_indices(1, 7, kind)[:, 0], np.arange(7))
+        one_d = dpp.legendre_indices(1, 7, kind)
+        np.testing.assert_array_equal(one_d[:, 0], np.arange(7))
         for d, m in [(2, 17), (3, 30)]:
             idx = dpp.legendre_indices(d, m, kind)
             assert idx.shape == (m, d) and len({tuple(a) for a in idx.tolist()}) == m
@@ -186,7 +188,9 @@ def test_best_approximation():
     np.testing.assert_allclose(np.sum(c**2), f2, rtol=1e-13)
     for f, bp in FUNCTIONS.values():
         c, e2, f2 = dpp.best_approximation(f, 10, breakpoints=bp)
-        c_fine, e2_fine, _ = dpp.best_approximation(f, 10, num_nodes=300, breakpoints=bp)
+        c_fine, e2_fine, _ = dpp.best_approximation(
+            f, 10, num_nodes=300, breakpoints=bp
+        )
         np.testing.assert_allclose(c, c_fine, atol=1e-14)
         np.testing.assert_allclose(e2, f2 - np.sum(c**2), rtol=1e-9)
         np.testing.assert_allclose(e2, e2_fine, rtol=1e-10)
@@ -285,7 +289,8 @@ def test_dpp_two_point_function_2d():
     K = Phi @ Phi.T
     kd = np.diag(K)
     G = g(X[:, None, :], X[None, :, :])
-    testing.assert_mean_close(pair_sums(s.x, g), W @ (G * (np.outer(kd, kd) - K**2)) @ W)
+    expected = W @ (G * (np.outer(kd, kd) - K**2)) @ W
+    testing.assert_mean_close(pair_sums(s.x, g), expected)
     one = np.asarray(s.x, np.float64)[..., 0] ** 2
     testing.assert_mean_close(one.sum(1), np.sum(W * X[:, 0] ** 2 * kd))
 
@@ -322,6 +327,11 @@ def test_wls_fit_matches_numpy_and_masking(x64):
         np.testing.assert_allclose(fit.gram_eigenvalues[b], ev, rtol=1e-10)
         dev = np.abs(np.linalg.eigvalsh(G - np.eye(4))).max()
         np.testing.assert_allclose(fit.gram_deviation[b], dev, rtol=1e-10)
+    # Several right-hand sides at once: the same as one at a time.
+    multi = dpp.wls_fit(F, np.stack([y, 2 * y + 1], -1), w)
+    np.testing.assert_allclose(multi.coef[..., 0], fit.coef, rtol=1e-10)
+    two = dpp.wls_fit(F, 2 * y + 1, w)
+    np.testing.assert_allclose(multi.coef[..., 1], two.coef, rtol=1e-10)
     # Padding rows masked out = the fit on the first 6 rows (n = 6).
     mask = np.arange(9) < 6
     masked = dpp.wls_fit(F, y, w, np.broadcast_to(mask, (3, 9)))
@@ -334,7 +344,9 @@ def test_wls_fit_matches_numpy_and_masking(x64):
     assert bool(dpp.well_conditioned(under)) is False
 
 
-@pytest.mark.parametrize("design", ["iid", "dpp", "volume_rescaled_2m", "repeated_dpp_4"])
+@pytest.mark.parametrize(
+    "design", ["iid", "dpp", "volume_rescaled_2m", "repeated_dpp_4"]
+)
 def test_wls_recovers_polynomials_in_the_space(design, x64):
     if design == "iid":
         sample = iid_draws(M, 50, 400, 0)  # float32 points, fitted in float64
@@ -344,7 +356,8 @@ def test_wls_recovers_polynomials_in_the_space(design, x64):
     coef = np.random.default_rng(1).standard_normal(M)
     Phi = dpp.legendre_basis(jnp.asarray(x), M)
     fit = dpp.wls_fit(Phi, Phi @ coef, optimal_weights_np(x))
-    np.testing.assert_allclose(fit.coef, np.broadcast_to(coef, fit.coef.shape), atol=1e-8)
+    expected = np.broadcast_to(coef, fit.coef.shape)
+    np.testing.assert_allclose(fit.coef, expected, atol=1e-8)
 
 
 def optimal_weights_np(x):
@@ -365,7 +378,9 @@ def quasi_optimality_draws(design):
             "volume_rescaled_4m": lambda: dpp.legendre_volume_rescaled(
                 key, M, 4 * M, num_draws=2000
             ),
-            "repeated_dpp_4": lambda: dpp.legendre_repeated_dpp(key, M, 4, num_draws=2000),
+            "repeated_dpp_4": lambda: dpp.legendre_repeated_dpp(
+                key, M, 4, num_draws=2000
+            ),
         }[design]()
         return jax.tree.map(np.asarray, sample)
 
@@ -455,7 +470,8 @@ def test_pool_iid_law():
     Phi = _pool(N=20, m=3)
     s = dpp.pool_iid(jax.random.key(10), Phi, 50, num_draws=400)
     q = (Phi.astype(np.float64) ** 2).sum(1)
-    testing.assert_chi_square(np.bincount(np.asarray(s.x).ravel(), minlength=20), q / q.sum())
+    counts = np.bincount(np.asarray(s.x).ravel(), minlength=20)
+    testing.assert_chi_square(counts, q / q.sum())
 
 
 def test_pool_exact_identities_by_enumeration(x64):
@@ -506,8 +522,10 @@ def test_batched_keys_num_draws_and_single_key_agree():
     one = dpp.legendre_dpp(keys[2], M)
     np.testing.assert_array_equal(one.x, batch.x[2])
     np.testing.assert_array_equal(one.weights, batch.weights[2])
-    np.testing.assert_array_equal(dpp.legendre_dpp(jax.random.key(11), M, num_draws=4).x, batch.x)
-    np.testing.assert_array_equal(dpp.legendre_dpp(jax.random.key_data(keys), M).x, batch.x)
+    from_one_key = dpp.legendre_dpp(jax.random.key(11), M, num_draws=4)
+    np.testing.assert_array_equal(from_one_key.x, batch.x)
+    legacy = dpp.legendre_dpp(jax.random.key_data(keys), M)
+    np.testing.assert_array_equal(legacy.x, batch.x)
     iid = dpp.legendre_iid(keys, M, 5)
     jitted = jax.jit(lambda k: dpp.legendre_iid(k, M, 5))(keys)
     np.testing.assert_array_equal(jitted.x, iid.x)
@@ -545,33 +563,35 @@ def test_sharded_keys_give_the_same_draws():
 # Bad input.
 
 
-@pytest.mark.parametrize(
-    "call, match",
-    [
-        (lambda: dpp.legendre_dpp(jax.random.key(0), 0), "space must be >= 1"),
-        (lambda: dpp.legendre_dpp(jax.random.key(0), np.zeros((3,), int)), "space must be"),
-        (lambda: dpp.legendre_dpp(jax.random.key(0), [[0], [0]]), "repeated multi-indices"),
-        (lambda: dpp.legendre_dpp(jax.random.key(0), [[0.5], [1.0]]), "non-negative integer"),
-        (lambda: dpp.legendre_iid(jax.random.key(0), 4, 2.0), "n must be a Python int"),
-        (lambda: dpp.legendre_volume_rescaled(jax.random.key(0), 4, 3), "n must be >= m = 4"),
-        (lambda: dpp.legendre_repeated_dpp(jax.random.key(0), 4, 0), "repeats must be >= 1"),
-        (lambda: dpp.legendre_dpp(jax.random.key(0), 4, num_draws=0), "num_draws must be >= 1"),
-        (lambda: dpp.legendre_dpp(jax.random.key(0), 4, dtype=jnp.int32), "dtype must be floating"),
-        (lambda: dpp.legendre_dpp(jnp.zeros(3), 4), "key must be"),
-        (lambda: dpp.legendre_basis(jnp.zeros((3, 2)), [[0, 0, 0]]), r"x must have shape \(\.\.\., 3\)"),
-        (lambda: dpp.legendre_basis(jnp.zeros(3, jnp.int32), 3), "x must have a floating dtype"),
-        (lambda: dpp.legendre_indices(2, 5, "simplex"), "kind must be one of"),
-        (lambda: dpp.pool_dpp(jax.random.key(0), jnp.ones((10, 2))), "orthonormal for the empirical"),
-        (lambda: dpp.pool_iid(jax.random.key(0), jnp.ones((1, 2)), 3), "Phi must have N >= m"),
-        (lambda: dpp.pool_iid(jax.random.key(0), jnp.ones(4), 3), r"Phi must have shape \(N, m\)"),
-        (lambda: dpp.pool_volume_rescaled(jax.random.key(0), jnp.asarray(_pool()), 2), "n must be >= m"),
-        (lambda: dpp.wls_fit(jnp.ones((5, 2)), jnp.ones(4), jnp.ones(5)), r"y must have shape \(5,\)"),
-        (lambda: dpp.wls_fit(jnp.ones((5, 2)), jnp.ones(5), -jnp.ones(5)), "weights must be non-negative"),
-        (lambda: dpp.wls_fit(jnp.ones((5, 2)), jnp.ones(5), jnp.ones(5), jnp.ones(5)), "mask must be bool"),
-        (lambda: dpp.wls_fit(jnp.ones(5), jnp.ones(5), jnp.ones(5)), "features must be a floating"),
-        (lambda: dpp.gauss_legendre(5, breakpoints=(1.0,)), "breakpoints must be"),
-    ],
-)
+K0 = jax.random.key(0)
+ONES = jnp.ones((5, 2))
+BAD_INPUT = [
+    (lambda: dpp.legendre_dpp(K0, 0), "space must be >= 1"),
+    (lambda: dpp.legendre_dpp(K0, np.zeros((3,), int)), "space must be"),
+    (lambda: dpp.legendre_dpp(K0, [[0], [0]]), "repeated multi-indices"),
+    (lambda: dpp.legendre_dpp(K0, [[0.5], [1.0]]), "non-negative integer"),
+    (lambda: dpp.legendre_iid(K0, 4, 2.0), "n must be a Python int"),
+    (lambda: dpp.legendre_volume_rescaled(K0, 4, 3), "n must be >= m = 4"),
+    (lambda: dpp.legendre_repeated_dpp(K0, 4, 0), "repeats must be >= 1"),
+    (lambda: dpp.legendre_dpp(K0, 4, num_draws=0), "num_draws must be >= 1"),
+    (lambda: dpp.legendre_dpp(K0, 4, dtype=jnp.int32), "dtype must be floating"),
+    (lambda: dpp.legendre_dpp(jnp.zeros(3), 4), "key must be"),
+    (lambda: dpp.legendre_basis(ONES, [[0, 0, 0]]), r"x must have shape \(\.\.\., 3\)"),
+    (lambda: dpp.legendre_basis(jnp.zeros(3, int), 3), "x must have a floating dtype"),
+    (lambda: dpp.legendre_indices(2, 5, "simplex"), "kind must be one of"),
+    (lambda: dpp.pool_dpp(K0, jnp.ones((10, 2))), "orthonormal for the empirical"),
+    (lambda: dpp.pool_iid(K0, jnp.ones((1, 2)), 3), "Phi must have N >= m"),
+    (lambda: dpp.pool_iid(K0, jnp.ones(4), 3), r"Phi must have shape \(N, m\)"),
+    (lambda: dpp.pool_volume_rescaled(K0, _pool(), 2), "n must be >= m"),
+    (lambda: dpp.wls_fit(ONES, jnp.ones(4), jnp.ones(5)), r"y must have shape \(5,\)"),
+    (lambda: dpp.wls_fit(ONES, jnp.ones(5), -jnp.ones(5)), "weights must be non-neg"),
+    (lambda: dpp.wls_fit(ONES, *[jnp.ones(5)] * 3), "mask must be bool"),
+    (lambda: dpp.wls_fit(jnp.ones(5), jnp.ones(5), jnp.ones(5)), "features must be"),
+    (lambda: dpp.gauss_legendre(5, breakpoints=(1.0,)), "breakpoints must be"),
+]
+
+
+@pytest.mark.parametrize("call, match", BAD_INPUT)
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
