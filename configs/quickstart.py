@@ -73,6 +73,14 @@ def get_config(arg=None):
     lp_coreset.num_row_directions = 16
     lp_coreset.num_sampled_directions = 8
 
+    # Weighted least squares in the Legendre space of dimension 10: n = m,
+    # 2m, 4m for the four designs, both test functions, one block.
+    dpp_wls = _load_sibling("dpp_wls").get_config()
+    dpp_wls.dims = (10,)
+    dpp_wls.sample_ratios = (1, 2, 4)
+    dpp_wls.num_seeds = 200
+    dpp_wls.seeds_per_batch = 0
+
     config = ml_collections.ConfigDict()
     config.experiment = "quickstart"
     config.experiments = ml_collections.ConfigDict(
@@ -82,6 +90,7 @@ def get_config(arg=None):
             "smc_mixture": smc_mixture,
             "fkc_annealing": fkc_annealing,
             "lp_coreset": lp_coreset,
+            "dpp_wls": dpp_wls,
         }
     )
     return config

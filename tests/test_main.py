@@ -36,6 +36,9 @@ _TINY = [
     "--config.experiments.lp_coreset.methods=('uniform', 'leverage')",
     "--config.experiments.lp_coreset.sizes=(100,)",
     "--config.experiments.lp_coreset.num_seeds=2",
+    "--config.experiments.dpp_wls.dims=(4,)",
+    "--config.experiments.dpp_wls.sample_ratios=(1, 2)",
+    "--config.experiments.dpp_wls.num_seeds=8",
 ]
 
 
@@ -77,7 +80,8 @@ def test_quickstart_then_plot(tmp_path):
         "mean_resampling_steps",
     ]
     assert sum(line.startswith("systematic") for line in out.splitlines()) == 2
-    for name in ("particle_filter", "smc_mixture", "fkc_annealing", "lp_coreset"):
+    experiments = ("particle_filter", "smc_mixture", "fkc_annealing", "lp_coreset")
+    for name in experiments + ("dpp_wls",):
         assert f"== {name} ==" in out
     assert sum(line.startswith("bootstrap ") for line in out.splitlines()) == 1
     assert sum(line.startswith("random_walk ") for line in out.splitlines()) == 1
@@ -98,7 +102,7 @@ def test_quickstart_then_plot(tmp_path):
     with open(os.path.join(run_dir, "config.json")) as f:
         assert json.load(f)["num_seeds"] == 4
 
-    for name in ("particle_filter", "smc_mixture", "fkc_annealing", "lp_coreset"):
+    for name in experiments + ("dpp_wls",):
         for file in ("config.json", "metrics.jsonl", "summary.json"):
             assert os.path.exists(os.path.join(workdir, name, file)), (name, file)
     for name in ("smc_mixture", "fkc_annealing"):
@@ -108,6 +112,8 @@ def test_quickstart_then_plot(tmp_path):
     pngs = [
         os.path.join(workdir, "plots", f"{name}.png")
         for name in (
+            "dpp_wls_wls_error",
+            "dpp_wls_well_conditioned",
             "fkc_annealing_particles",
             "fkc_annealing_errors",
             "lp_coreset_distortion",
@@ -133,7 +139,7 @@ def test_main_rejects_extra_args_and_unknown_experiment(tmp_path):
         check=False,
     )
     assert proc.returncode != 0
-    assert "unknown experiment 'nope'; known: ['fkc_annealing'," in proc.stderr
+    assert "unknown experiment 'nope'; known: ['dpp_wls', 'fkc_annealing'," in proc.stderr
     proc = _run(
         "jaxsampling.main",
         "--config=configs/resampling.py",

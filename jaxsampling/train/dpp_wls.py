@@ -210,8 +210,8 @@ def evaluate(
     The samplers run on a batch of keys at once (their batched loops; a
     seed's draws do not depend on the batch), ``batch_size`` seeds at a time
     (``lax.map``; the last batch is padded with repeated keys, dropped).
-    The designs of the cells with the same ``n`` are fitted by one batched
-    SVD.
+    Every cell's design is padded to the largest ``n`` and masked, so one
+    :func:`~jaxsampling.kernels.dpp.wls_fit` fits them all.
 
     Args:
         keys: ``(S,)`` typed keys, one per seed.
@@ -227,10 +227,6 @@ def evaluate(
     repeats = largest(("dpp", "repeated_dpp"))  # DPP draws per seed
     vr_extra = largest(("volume_rescaled",), offset=1) * m  # its i.i.d. points
     iid_size = largest(("iid",)) * m
-    groups: dict[int, list[int]] = {}
-    for k, c in enumerate(cells):
-        groups.setdefault(c.ratio, []).append(k)
-
     has_vr = any(c.method == "volume_rescaled" for c in cells)
 
     def one_batch(batch_keys):
@@ -251,20 +247,23 @@ def evaluate(
             )
         if repeats:
             source["dpp"] = source["repeated_dpp"] = rep[:, int(has_vr) * m :]
-        ratio = [None] * len(cells)
-        deviation = [None] * len(cells)
-        for r, members in groups.items():
-            n = r * m
-            x = jnp.stack([source[cells[k].method][:, :n] for k in members])  # G, b, n
-            Phi = dpp.legendre_basis(x, m)
-            y = jnp.stack([FUNCTIONS[name].fn(x) for name in functions], axis=-1)
-            fit = dpp.wls_fit(Phi, y, dpp.optimal_weights(Phi))  # coef (G, b, m, F)
-            sq = jnp.sum((fit.coef - c_star.T) ** 2, axis=-2)  # (G, b, F)
-            for g, k in enumerate(members):
-                ratio[k] = 1.0 + sq[g] / best_error  # (b, F)
-                deviation[k] = fit.gram_deviation[g]  # (b,)
+        # Every cell's design padded to the largest n and masked: one fit
+        # (one solve program to compile) for the whole block.
+        n_max = max(c.ratio for c in cells) * m
+        xs, masks = [], []
+        for c in cells:
+            x = source[c.method][:, : c.ratio * m]
+            xs.append(jnp.pad(x, ((0, 0), (0, n_max - x.shape[1]))))
+            masks.append(jnp.arange(n_max) < c.ratio * m)
+        x = jnp.stack(xs)  # (K, b, n_max)
+        mask = jnp.broadcast_to(jnp.stack(masks)[:, None, :], x.shape)
+        Phi = dpp.legendre_basis(x, m)
+        y = jnp.stack([FUNCTIONS[name].fn(x) for name in functions], axis=-1)
+        fit = dpp.wls_fit(Phi, y, dpp.optimal_weights(Phi), mask)  # coef (K, b, m, F)
+        sq = jnp.sum((fit.coef - c_star.T) ** 2, axis=-2)  # (K, b, F)
+        ratio = 1.0 + sq / best_error
         # (b, F, K) and (b, K)
-        return jnp.stack(ratio, axis=-1), jnp.stack(deviation, axis=-1)
+        return jnp.moveaxis(ratio, 0, -1), jnp.moveaxis(fit.gram_deviation, 0, -1)
 
     num = keys.shape[0]
     if batch_size is None or batch_size >= num:

@@ -86,6 +86,7 @@ def test_end_to_end_files_and_headline(straight_run):
         assert at_m["iid"] <= at_m["dpp"]
 
 
+@pytest.mark.slow
 def test_results_do_not_depend_on_the_seed_batch():
     """seeds_per_batch is not in the checkpoint meta: it must not change results."""
     Cell = experiment.Cell  # noqa: N806

@@ -33,10 +33,8 @@ The designs (each a :class:`WLSSample` of points and weights):
   (generalised volume-rescaled sampling): the ``m`` points of the projection
   DPP and ``n - m`` i.i.d. points from ``rho``, shuffled. The estimator is
   unbiased, ``E[f_hat] = P_{V_m} f``, and quasi-optimal in expectation,
-  ``E ||f - f_hat||^2 <= C e_m(f)^2`` with ``C -> 1`` once ``n = O(m log m)``
-  (Derezinski, Warmuth & Hsu 2022; Nouy & Michel 2023). There is no closed
-  form for ``C``; ``1 + m / (n - m + 1)``, the value for noise independent
-  of ``x``, is not exact for a deterministic ``f``.
+  ``E ||f - f_hat||^2 <= C e_m(f)^2``, with ``n = O(m log m)`` points
+  (Derezinski, Warmuth & Hsu 2022; Nouy & Michel 2023).
 * ``repeated_dpp``: ``r`` independent projection DPPs, ``n = r m`` points
   (Nouy & Michel 2023): ``G`` is the average of ``r`` independent
   ``E[G_k] = I`` terms of small variance, so it is well conditioned with far
@@ -89,18 +87,16 @@ Example:
   >>> import jax, jax.numpy as jnp
   >>> from jaxsampling.kernels import dpp
   >>> m = 6
-  >>> sample = dpp.legendre_volume_rescaled(jax.random.key(0), m, 12, num_draws=3)
+  >>> sample = dpp.legendre_dpp(jax.random.key(0), m, num_draws=3)
   >>> sample.x.shape, sample.weights.shape
-  ((3, 12), (3, 12))
-  >>> fit = dpp.wls_fit(dpp.legendre_basis(sample.x, m), jnp.abs(sample.x),
-  ...                   sample.weights)
+  ((3, 6), (3, 6))
+  >>> p = lambda x: 1 - 2 * x + x**5             # in V_6: recovered exactly
+  >>> Phi = dpp.legendre_basis(sample.x, m)
+  >>> fit = dpp.wls_fit(Phi, p(sample.x), sample.weights)
   >>> fit.coef.shape, fit.gram_eigenvalues.shape, fit.gram_deviation.shape
   ((3, 6), (3, 6), (3,))
-  >>> p = lambda x: 1 - 2 * x + x**5             # in V_6: recovered exactly
-  >>> draw = dpp.legendre_dpp(jax.random.key(1), m)
-  >>> fit = dpp.wls_fit(dpp.legendre_basis(draw.x, m), p(draw.x), draw.weights)
-  >>> x = jnp.linspace(-1, 1, 5)
-  >>> bool(jnp.allclose(dpp.legendre_basis(x, m) @ fit.coef, p(x), atol=1e-3))
+  >>> fitted = jnp.einsum("bnm,bm->bn", Phi, fit.coef)
+  >>> bool(jnp.allclose(fitted, p(sample.x), atol=1e-3))
   True
 
 References:
@@ -195,11 +191,15 @@ def wls_fit(
 ) -> WLSFit:
     r"""The weighted least-squares coefficients and the Gram matrix's spectrum.
 
-    Minimises ``(1/n) sum_i w_i (y_i - features_i . c)^2`` through the SVD of
-    ``A = diag(sqrt(w / n)) features`` (``G = A^T A``; a QR of ``A``, then
-    the SVD of its ``R``), with the
-    pseudo-inverse cut-off ``s > max(n, m) eps s_max`` (a rank-deficient
-    design gets the minimum-norm solution). Rows with ``mask == False`` are
+    Minimises ``(1/n) sum_i w_i (y_i - features_i . c)^2`` with
+    ``A = diag(sqrt(w / n)) features`` (so ``G = A^T A``) by a Householder
+    QR of ``A`` and back substitution, written in plain XLA operations
+    (jaxlib 0.10.2's batched CPU LAPACK kernels can deadlock XLA's thread
+    pool); pivots of ``R`` at or below ``max(n, m) eps max_j |R_jj|`` give
+    zero coefficients (a basic solution for a rank-deficient design). The
+    eigenvalues of ``G = R^T R`` come from a Householder tridiagonalisation
+    and bisection on Sturm counts, to about ``m eps lambda_max``; their cost
+    is ``O(m^3)`` per design, the QR's ``O(n m^2)``. Rows with ``mask == False`` are
     left out, and ``n`` counts the others: a padded fixed-size batch fits
     designs of several sizes in one program. Batched over leading axes.
 
@@ -251,35 +251,150 @@ def wls_fit(
     return _wls_core(features, y, weights, mask)
 
 
+# The solve is written in plain XLA operations (no LAPACK custom call): in
+# jaxlib 0.10.2 the batched CPU LAPACK kernels split their batch over XLA's
+# intra-op thread pool and block waiting for it (``jax::ParallelBatchMap``),
+# which deadlocks a 2-thread pool when two such kernels run at once.
+
+
+def _householder_qr(M: Array, m: int) -> Array:
+    """Householder triangularisation of the first ``m`` columns of ``M[..., n, c]``.
+
+    Returns ``Q^T M`` (``n x c``): its top ``m x m`` block is ``R``, the rest
+    of its top ``m`` rows is ``Q^T`` applied to the other columns. ``n >= m``.
+    """
+    rows = jnp.arange(M.shape[-2])
+
+    def step(j, M):
+        x = jnp.where(rows >= j, lax.dynamic_index_in_dim(M, j, -1, keepdims=False), 0)
+        norm = jnp.sqrt(jnp.sum(x * x, axis=-1))
+        xj = lax.dynamic_index_in_dim(x, j, -1, keepdims=False)
+        alpha = -jnp.where(xj >= 0, 1, -1) * norm
+        v = x - jnp.where(rows == j, alpha[..., None], 0)
+        vv = jnp.sum(v * v, axis=-1)
+        scale = jnp.where(vv > 0, 2 / jnp.where(vv > 0, vv, 1), 0)
+        w = jnp.einsum("...n,...nc->...c", v, M) * scale[..., None]
+        return M - v[..., :, None] * w[..., None, :]
+
+    return lax.fori_loop(0, m, step, M)
+
+
+def _back_substitution(R: Array, rhs: Array, cutoff: Array) -> Array:
+    """``R^{-1} rhs`` for upper-triangular ``R[..., m, m]``; pivots at or
+    below ``cutoff`` give a zero coefficient (a basic solution)."""
+    m = R.shape[-1]
+
+    def step(i, c):
+        j = m - 1 - i
+        row = lax.dynamic_index_in_dim(R, j, -2, keepdims=False)  # (..., m)
+        pivot = lax.dynamic_index_in_dim(row, j, -1, keepdims=False)
+        b = lax.dynamic_index_in_dim(rhs, j, -2, keepdims=False)  # (..., k)
+        residual = b - jnp.einsum("...m,...mk->...k", row, c)
+        ok = jnp.abs(pivot) > cutoff
+        cj = jnp.where(ok[..., None], residual / jnp.where(ok, pivot, 1)[..., None], 0)
+        return lax.dynamic_update_index_in_dim(c, cj, j, -2)
+
+    return lax.fori_loop(0, m, step, jnp.zeros_like(rhs))
+
+
+def _tridiagonal(G: Array) -> tuple[Array, Array]:
+    """``(diagonal, off-diagonal)`` of a symmetric ``G[..., m, m]`` reduced by
+    Householder similarity transforms (same eigenvalues)."""
+    m = G.shape[-1]
+    idx = jnp.arange(m)
+
+    def step(k, G):
+        x = jnp.where(idx > k, lax.dynamic_index_in_dim(G, k, -1, keepdims=False), 0)
+        norm = jnp.sqrt(jnp.sum(x * x, axis=-1))
+        xk = jnp.sum(jnp.where(idx == k + 1, x, 0), axis=-1)
+        alpha = -jnp.where(xk >= 0, 1, -1) * norm
+        v = x - jnp.where(idx == k + 1, alpha[..., None], 0)
+        vv = jnp.sum(v * v, axis=-1)
+        beta = jnp.where(vv > 0, 2 / jnp.where(vv > 0, vv, 1), 0)
+        p = beta[..., None] * jnp.einsum("...ij,...j->...i", G, v)
+        q = p - (0.5 * beta * jnp.sum(v * p, axis=-1))[..., None] * v
+        return G - v[..., :, None] * q[..., None, :] - q[..., :, None] * v[..., None, :]
+
+    T = lax.fori_loop(0, max(m - 2, 0), step, G)
+    diag = jnp.diagonal(T, axis1=-2, axis2=-1)
+    off = jnp.diagonal(T, offset=1, axis1=-2, axis2=-1)
+    return diag, off
+
+
+def _tridiagonal_eigenvalues(d: Array, e: Array) -> Array:
+    """All eigenvalues (ascending) of the symmetric tridiagonal ``(d, e)`` by
+    bisection on Sturm counts, to the dtype's resolution of the spectrum's
+    range (Gershgorin interval)."""
+    m = d.shape[-1]
+    dtype = d.dtype
+    tiny = jnp.finfo(dtype).tiny
+    e_abs = jnp.abs(e)
+    pad = jnp.zeros(e.shape[:-1] + (1,), dtype)
+    radius = jnp.concatenate([pad, e_abs], -1) + jnp.concatenate([e_abs, pad], -1)
+    lo = jnp.min(d - radius, axis=-1, keepdims=True)
+    hi = jnp.max(d + radius, axis=-1, keepdims=True)
+    span = jnp.maximum(hi - lo, tiny)
+    lo, hi = lo - 1e-3 * span, hi + 1e-3 * span
+    e2 = jnp.concatenate([pad, e * e], -1)  # e2[i] = e[i-1]^2
+    target = jnp.arange(m, dtype=jnp.int32)
+
+    def count_below(x):  # (..., m) shifts -> number of eigenvalues < x
+        def body(i, carry):
+            q, count = carry
+            di = lax.dynamic_index_in_dim(d, i, -1, keepdims=True)
+            ei = lax.dynamic_index_in_dim(e2, i, -1, keepdims=True)
+            q = di - x - ei / q
+            q = jnp.where(jnp.abs(q) < tiny, -tiny, q)
+            return q, count + (q < 0).astype(jnp.int32)
+
+        init = (jnp.ones_like(x), jnp.zeros(x.shape, jnp.int32))
+        return lax.fori_loop(0, m, body, init)[1]
+
+    def bisect(_, bounds):
+        a, b = bounds
+        mid = 0.5 * (a + b)
+        below = count_below(mid) <= target  # the target-th eigenvalue is >= mid
+        return jnp.where(below, mid, a), jnp.where(below, b, mid)
+
+    iterations = 2 + int(-np.log2(np.finfo(dtype).eps)) + 4
+    bounds = (jnp.broadcast_to(lo, d.shape), jnp.broadcast_to(hi, d.shape))
+    a, b = lax.fori_loop(0, iterations, bisect, bounds)
+    return 0.5 * (a + b)
+
+
+def _solve(A: Array, b: Array) -> tuple[Array, Array]:
+    """``(coef[..., m, k], eigenvalues of A^T A [..., m])``: least squares by
+    Householder QR and back substitution, the spectrum by tridiagonalisation
+    and bisection. Pivots of ``R`` at or below ``max(n, m) eps max|R_jj|``
+    give zero coefficients."""
+    n, m = A.shape[-2:]
+    M = jnp.concatenate([A, b], axis=-1)
+    if n < m:  # zero rows change neither the fit nor A^T A
+        zeros = jnp.zeros(M.shape[:-2] + (m - n, M.shape[-1]), M.dtype)
+        M = jnp.concatenate([M, zeros], axis=-2)
+    QtM = _householder_qr(M, m)
+    R, rhs = QtM[..., :m, :m], QtM[..., :m, m:]
+    pivots = jnp.abs(jnp.diagonal(R, axis1=-2, axis2=-1))
+    cutoff = max(n, m) * jnp.finfo(A.dtype).eps * jnp.max(pivots, axis=-1)
+    coef = _back_substitution(R, rhs, cutoff)
+    # NaN or infinite input: NaN coefficients, not the zeros of cut pivots.
+    coef = jnp.where(jnp.isfinite(cutoff)[..., None, None], coef, jnp.nan)
+    G = jnp.einsum("...ki,...kj->...ij", R, R)
+    eig = _tridiagonal_eigenvalues(*_tridiagonal(G))
+    return coef, jnp.maximum(eig, 0)
+
+
 @jax.jit
 def _wls_core(features: Array, y: Array, weights: Array, mask: Array) -> WLSFit:
-    n, m = features.shape[-2:]
-    batch = features.shape[:-2]
     count = jnp.sum(mask, axis=-1).astype(features.dtype)
     w = jnp.where(mask, weights, 0).astype(features.dtype)
     scale = jnp.sqrt(w / count[..., None])
     A = scale[..., None] * features
     multi = y.ndim == features.ndim  # k right-hand sides on the last axis
-    b = (scale[..., None] if multi else scale) * y
-    # A = Q R, R = U S V^T: the SVD of A is (Q U) S V^T. Faster on CPU than
-    # an SVD of the tall A (and than contracting its U with several b's).
-    Q, R = jnp.linalg.qr(A)
-    U, s, Vt = jnp.linalg.svd(R, full_matrices=False)
-    cutoff = max(n, m) * jnp.finfo(features.dtype).eps * s[..., :1]
-    inv = jnp.where(s > cutoff, 1 / jnp.where(s > 0, s, 1), 0)
-    if multi:
-        qb = jnp.einsum("...nj,...nr->...jr", Q, b)
-        proj = jnp.einsum("...jk,...jr->...kr", U, qb)
-        coef = jnp.einsum("...km,...kr->...mr", Vt, inv[..., None] * proj)
-    else:
-        proj = jnp.einsum("...jk,...j->...k", U, jnp.einsum("...nj,...n->...j", Q, b))
-        coef = jnp.einsum("...km,...k->...m", Vt, inv * proj)
-    eig = s**2
-    if n < m:
-        eig = jnp.concatenate([eig, jnp.zeros(batch + (m - n,), eig.dtype)], axis=-1)
-    eig = jnp.sort(eig, axis=-1)
+    b = scale[..., None] * (y if multi else y[..., None])
+    coef, eig = _solve(A, b)
     deviation = jnp.maximum(eig[..., -1] - 1, 1 - eig[..., 0])
-    return WLSFit(coef, eig, deviation)
+    return WLSFit(coef if multi else coef[..., 0], eig, deviation)
 
 
 def well_conditioned(fit: WLSFit, delta: float = 0.5) -> Array:

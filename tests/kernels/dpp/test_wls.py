@@ -34,7 +34,6 @@ from scipy import stats
 from jaxsampling import sharding, testing
 from jaxsampling.kernels import dpp
 from jaxsampling.kernels.dpp import legendre as legendre_lib
-from jaxsampling.kernels.dpp import wls
 
 M = 6  # the 1-D space of most tests: polynomials of degree < 6
 
@@ -312,40 +311,44 @@ def test_repeated_dpp_blocks_are_independent_dpps():
 # Weighted least squares.
 
 
+def _lstsq(F, y, w):
+    """numpy reference: coefficients, eigenvalues of G and ||G - I||_2."""
+    n = F.shape[0]
+    sw = np.sqrt(w / n)
+    coef = np.linalg.lstsq(sw[:, None] * F, sw[:, None] * y, rcond=None)[0]
+    G = (F.T * w) @ F / n
+    dev = np.abs(np.linalg.eigvalsh(G - np.eye(F.shape[1]))).max()
+    return coef, np.linalg.eigvalsh(G), dev
+
+
 def test_wls_fit_matches_numpy_and_masking(x64):
     rng = np.random.default_rng(0)
     F = rng.standard_normal((3, 9, 4))
     y = rng.standard_normal((3, 9))
+    Y = np.stack([y, 2 * y + 1], -1)  # two right-hand sides, one solve
     w = rng.uniform(0.5, 2.0, (3, 9))
-    fit = dpp.wls_fit(F, y, w)
+    fit = dpp.wls_fit(F, Y, w)
+    # Padding rows masked out: the fit on the first 6 rows (n = 6), same program.
+    mask = np.broadcast_to(np.arange(9) < 6, (3, 9))
+    masked = dpp.wls_fit(F, Y, w, mask)
     for b in range(3):
-        sw = np.sqrt(w[b] / 9)
-        c = np.linalg.lstsq(sw[:, None] * F[b], sw * y[b], rcond=None)[0]
-        np.testing.assert_allclose(fit.coef[b], c, rtol=1e-10)
-        G = (F[b].T * w[b]) @ F[b] / 9
-        ev = np.linalg.eigvalsh(G)
-        np.testing.assert_allclose(fit.gram_eigenvalues[b], ev, rtol=1e-10)
-        dev = np.abs(np.linalg.eigvalsh(G - np.eye(4))).max()
-        np.testing.assert_allclose(fit.gram_deviation[b], dev, rtol=1e-10)
-    # Several right-hand sides at once: the same as one at a time.
-    multi = dpp.wls_fit(F, np.stack([y, 2 * y + 1], -1), w)
-    np.testing.assert_allclose(multi.coef[..., 0], fit.coef, rtol=1e-10)
-    two = dpp.wls_fit(F, 2 * y + 1, w)
-    np.testing.assert_allclose(multi.coef[..., 1], two.coef, rtol=1e-10)
-    # Padding rows masked out = the fit on the first 6 rows (n = 6).
-    mask = np.arange(9) < 6
-    masked = dpp.wls_fit(F, y, w, np.broadcast_to(mask, (3, 9)))
-    plain = dpp.wls_fit(F[:, :6], y[:, :6], w[:, :6])
-    for a, b in zip(masked, plain):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
-    # n < m: minimum-norm solution, m - n zero eigenvalues.
+        for out, rows in ((fit, slice(None)), (masked, slice(0, 6))):
+            coef, ev, dev = _lstsq(F[b, rows], Y[b, rows], w[b, rows])
+            np.testing.assert_allclose(out.coef[b], coef, rtol=1e-10)
+            np.testing.assert_allclose(out.gram_eigenvalues[b], ev, rtol=1e-10)
+            np.testing.assert_allclose(out.gram_deviation[b], dev, rtol=1e-10)
+    # One right-hand side: coef drops the last axis.
+    single = dpp.wls_fit(F, y, w)
+    np.testing.assert_allclose(single.coef, fit.coef[..., 0], rtol=1e-12)
+    # n < m: an exact fit, m - n zero eigenvalues, never well conditioned.
     under = dpp.wls_fit(F[0, :3], y[0, :3], w[0, :3])
+    np.testing.assert_allclose(F[0, :3] @ under.coef, y[0, :3], atol=1e-12)
     np.testing.assert_allclose(under.gram_eigenvalues[:1], 0, atol=1e-12)
     assert bool(dpp.well_conditioned(under)) is False
 
 
 @pytest.mark.parametrize(
-    "design", ["iid", "dpp", "volume_rescaled_2m", "repeated_dpp_4"]
+    "design", ["iid", "dpp", "volume_rescaled_4m", "repeated_dpp_4"]
 )
 def test_wls_recovers_polynomials_in_the_space(design, x64):
     if design == "iid":
@@ -372,11 +375,8 @@ def quasi_optimality_draws(design):
         sample = {
             "dpp": lambda: dpp.legendre_dpp(key, M, num_draws=2000),
             "iid_m": lambda: dpp.legendre_iid(key, M, M, num_draws=2000),
-            "volume_rescaled_2m": lambda: dpp.legendre_volume_rescaled(
-                key, M, 2 * M, num_draws=4000
-            ),
             "volume_rescaled_4m": lambda: dpp.legendre_volume_rescaled(
-                key, M, 4 * M, num_draws=2000
+                key, M, 4 * M, num_draws=4000
             ),
             "repeated_dpp_4": lambda: dpp.legendre_repeated_dpp(
                 key, M, 4, num_draws=2000
@@ -404,7 +404,7 @@ def test_quasi_optimality_in_expectation(name):
       ratio is heavy tailed, so only the upper side is checked here (the
       identity itself is checked exactly on a pool below);
     * volume-rescaled at n = 4m and 4 repeated DPPs (n = 4m): below 2;
-    * volume-rescaled at n = 2m is unbiased: E[coef] = c*.
+    * volume-rescaled sampling is unbiased: E[coef] = c*.
     """
     r_dpp, _, _ = error_ratios("dpp", name)
     z = (r_dpp.mean() - (M + 1)) / (r_dpp.std() / np.sqrt(r_dpp.size))
@@ -413,7 +413,7 @@ def test_quasi_optimality_in_expectation(name):
         ratio, _, _ = error_ratios(design, name)
         z = (ratio.mean() - 2.0) / (ratio.std() / np.sqrt(ratio.size))
         assert z < -5, (design, ratio.mean(), z)
-    _, coef, c = error_ratios("volume_rescaled_2m", name)
+    _, coef, c = error_ratios("volume_rescaled_4m", name)
     testing.assert_mean_close(coef, c)
 
 
@@ -448,10 +448,13 @@ def test_pool_dpp_and_repeated_dpp_match_sample_projection():
     s = dpp.pool_dpp(keys, Phi)
     np.testing.assert_array_equal(s.x, projection(keys, Q))
     np.testing.assert_allclose(s.weights, w[np.asarray(s.x)], rtol=1e-5)
+    # Repeated DPPs: block k is the DPP draw of the k-th split key (pool_dpp
+    # on 50 keys is compiled already).
     r = dpp.pool_repeated_dpp(keys[:25], Phi, 2)
     assert r.x.shape == (25, 2 * m)
     sub = jax.vmap(lambda k: jax.random.split(k, 2))(keys[:25]).reshape(50)
-    np.testing.assert_array_equal(np.asarray(r.x).reshape(50, m), projection(sub, Q))
+    blocks = np.asarray(r.x).reshape(50, m)
+    np.testing.assert_array_equal(blocks, dpp.pool_dpp(sub, Phi).x)
 
 
 @pytest.mark.slow
@@ -487,28 +490,32 @@ def test_pool_exact_identities_by_enumeration(x64):
     w = m / (Phi**2).sum(1)
     q = (Phi**2).sum(1) / (N * m)
 
-    def fit(rows):
-        rows = np.asarray(rows)
-        out = dpp.wls_fit(Phi[rows], y[rows], w[rows])
-        return np.asarray(out.coef)
-
-    subsets = list(itertools.combinations(range(N), m))
-    coefs = fit(subsets)
-    probs = np.array([np.linalg.det(Phi[list(S)] / np.sqrt(N)) ** 2 for S in subsets])
-    np.testing.assert_allclose(probs.sum(), 1, rtol=1e-12)
-    risk = probs @ (e2 + ((coefs - c_star) ** 2).sum(1))
-    np.testing.assert_allclose(risk, (m + 1) * e2, rtol=1e-10)
+    # Every design (DPP subsets, then volume-rescaled tuples of n = 2, 3, 4)
+    # padded to 4 rows and masked: one wls_fit call.
+    subsets = [list(S) for S in itertools.combinations(range(N), m)]
+    designs = [(S, None) for S in subsets]
     for n in (2, 3, 4):
-        tuples = np.array(list(itertools.product(range(N), repeat=n)))
-        G = np.einsum("tn,tni,tnj->tij", w[tuples], Phi[tuples], Phi[tuples]) / n
-        law = (
-            math.factorial(n - m) / math.factorial(n) * n**m
-            * np.linalg.det(G) * np.prod(q[tuples], axis=1)
-        )
+        for t in itertools.product(range(N), repeat=n):
+            t = list(t)
+            G = (Phi[t].T * w[t]) @ Phi[t] / n
+            prob = math.factorial(n - m) / math.factorial(n) * n**m
+            designs.append((t, prob * np.linalg.det(G) * np.prod(q[t])))
+    rows = np.array([r + [0] * (4 - len(r)) for r, _ in designs])
+    mask = np.array([[i < len(r) for i in range(4)] for r, _ in designs])
+    coefs = np.asarray(dpp.wls_fit(Phi[rows], y[rows], w[rows], mask).coef)
+    k = len(subsets)
+    probs = np.array([np.linalg.det(Phi[S] / np.sqrt(N)) ** 2 for S in subsets])
+    np.testing.assert_allclose(probs.sum(), 1, rtol=1e-12)
+    risk = probs @ (e2 + ((coefs[:k] - c_star) ** 2).sum(1))
+    np.testing.assert_allclose(risk, (m + 1) * e2, rtol=1e-10)
+    start = k
+    for n in (2, 3, 4):
+        law = np.array([p for _, p in designs[start : start + N**n]])
         np.testing.assert_allclose(law.sum(), 1, rtol=1e-10)
-        keep = law > 1e-300
-        mean = law[keep] @ fit(tuples[keep])
+        keep = law > 1e-300  # singular tuples have probability 0
+        mean = law[keep] @ coefs[start : start + N**n][keep]
         np.testing.assert_allclose(mean, c_star, atol=1e-12)
+        start += N**n
 
 
 # ---------------------------------------------------------------------------
@@ -527,9 +534,7 @@ def test_batched_keys_num_draws_and_single_key_agree():
     legacy = dpp.legendre_dpp(jax.random.key_data(keys), M)
     np.testing.assert_array_equal(legacy.x, batch.x)
     iid = dpp.legendre_iid(keys, M, 5)
-    jitted = jax.jit(lambda k: dpp.legendre_iid(k, M, 5))(keys)
-    np.testing.assert_array_equal(jitted.x, iid.x)
-    vmapped = jax.vmap(lambda k: dpp.legendre_iid(k, M, 5))(keys)
+    vmapped = jax.jit(jax.vmap(lambda k: dpp.legendre_iid(k, M, 5)))(keys)
     np.testing.assert_array_equal(vmapped.x, iid.x)
     np.testing.assert_array_equal(vmapped.weights, iid.weights)
 
