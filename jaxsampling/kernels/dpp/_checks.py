@@ -16,6 +16,7 @@ from jaxsampling.kernels._args import check_int, check_key, is_tracer
 from jaxsampling.types import Array, ArrayLike
 
 __all__ = [
+    "all_finite",
     "as_keys",
     "check_int",
     "check_orthonormal",
@@ -79,8 +80,12 @@ def poison(items: Array, *inputs: Array) -> Array:
     Concrete inputs are checked eagerly (``ValueError``); under ``jit`` a NaN
     kernel must not produce a plausible-looking set, so the draw is all padding.
     """
-    finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in inputs]))
-    return jnp.where(finite, items, -1)
+    return jnp.where(all_finite(*inputs), items, -1)
+
+
+def all_finite(*inputs: Array) -> Array:
+    """Scalar ``bool``: every entry of every input is finite."""
+    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(x)) for x in inputs]))
 
 
 def unbatch(tree: Any, single: bool) -> Any:

@@ -104,7 +104,7 @@ def _draw(keys: Array, spectrum: Spectrum, max_size: int, method: str) -> DPPDra
     indices = _projection_phase(
         chain_keys, spectrum.eigenvectors, select, fitted, max_size, method
     )
-    finite = jnp.all(jnp.isfinite(spectrum.eigenvectors)) & jnp.all(jnp.isfinite(p))
+    finite = _checks.all_finite(spectrum.eigenvectors, p)
     indices = jnp.where(finite, indices, PAD)
     return DPPDraw(indices, jnp.where(finite, size, -1), overflow & finite)
 
