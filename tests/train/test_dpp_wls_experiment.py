@@ -1,14 +1,10 @@
 """Tests for the dpp_wls experiment: end to end, headline, resume, NaN stop."""
 
-import json
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsampling import checkpoint, metrics, train
 from jaxsampling.train import dpp_wls as experiment
 from tests.train import helpers
 
@@ -26,8 +22,7 @@ def small_config():
 
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("straight"))
-    return workdir, experiment.train_and_evaluate(small_config(), workdir)
+    return helpers.run_straight(tmp_path_factory, experiment, small_config())
 
 
 def test_cells():
@@ -42,13 +37,11 @@ def test_cells():
 
 def test_end_to_end_files_and_headline(straight_run):
     workdir, summary = straight_run
-    with open(os.path.join(workdir, "config.json")) as f:
-        assert json.load(f)["experiment"] == "dpp_wls"
-    rows = metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+    assert helpers.read_json(workdir, "config.json")["experiment"] == "dpp_wls"
+    rows = helpers.read_metrics(workdir)
     assert [(r["step"], r["m"]) for r in rows] == [(1, 4), (2, 6)]
     assert all(len(r["cells"]) == 2 * 9 for r in rows)
-    with open(os.path.join(workdir, "summary.json")) as f:
-        assert json.load(f) == summary
+    assert helpers.read_json(workdir, "summary.json") == summary
     assert summary["complete"] and len(summary["results"]) == 2 * 2 * 9
     assert rows[0]["cells"] + rows[1]["cells"] == summary["results"]
     res = {(r["function"], r["m"], r["method"], r["n"]): r for r in summary["results"]}
@@ -109,56 +102,29 @@ def test_results_do_not_depend_on_the_seed_batch():
 
 
 def test_resume_gives_identical_summary(straight_run, tmp_path):
-    straight_dir, expected = straight_run
     workdir = str(tmp_path / "resumed")
-    config = small_config()
-    config.stop_after_blocks = 1
-    partial = experiment.train_and_evaluate(config, workdir)
-    assert not partial["complete"] and len(partial["results"]) == 2 * 9
+    partial = helpers.run_killed_after(
+        experiment, small_config(), workdir, blocks=1, num_results=2 * 9
+    )
+    expected = straight_run[1]
     assert partial["results"] == [r for r in expected["results"] if r["m"] == 4]
-    with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
-        assert ckpt.latest_step() == 1
-    helpers.append_stale_metrics_line(workdir, 2)
     helpers.assert_resume_matches_straight_run(
-        lambda d: experiment.train_and_evaluate(small_config(), d),
-        workdir, straight_dir, expected,
+        experiment, small_config, workdir, straight_run
     )
 
 
-def test_non_finite_error_raises_and_keeps_last_checkpoint(
-    straight_run, tmp_path, monkeypatch
-):
-    workdir = str(tmp_path / "nan")
-    real = experiment.evaluate
-    calls = []
-
-    def flaky(*args, **kwargs):
-        calls.append(1)
-        ratio, deviation = real(*args, **kwargs)
-        if len(calls) == 2:
-            ratio = ratio.at[0, 0, 0].set(jnp.nan)
-        return ratio, deviation
-
-    monkeypatch.setattr(experiment, "evaluate", flaky)
-    with pytest.raises(FloatingPointError, match="non-finite error ratio in block 1"):
-        experiment.train_and_evaluate(small_config(), workdir)
-    with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
-        assert ckpt.latest_step() == 1
-    assert not os.path.exists(os.path.join(workdir, "summary.json"))
-    monkeypatch.setattr(experiment, "evaluate", real)
-    assert experiment.train_and_evaluate(small_config(), workdir) == straight_run[1]
+def test_non_finite_error_raises_and_keeps_last_checkpoint(straight_run, tmp_path):
+    helpers.assert_nan_in_block_1_stops_then_resumes(
+        experiment, small_config, str(tmp_path / "nan"), straight_run[1],
+        patch="evaluate", output=0, index=(0, 0, 0),
+        match="non-finite error ratio in block 1",
+    )
 
 
 def test_resume_with_other_config_raises(straight_run, tmp_path):
-    workdir = str(tmp_path / "other")
-    config = small_config()
-    config.stop_after_blocks = 1
-    experiment.train_and_evaluate(config, workdir)
-    other = small_config()
-    other.well_conditioned_delta = 0.25
-    other.stop_after_blocks = 1
-    with pytest.raises(ValueError, match="different configuration"):
-        experiment.train_and_evaluate(other, workdir)
+    helpers.assert_other_config_refused(
+        experiment, small_config, str(tmp_path / "other"), well_conditioned_delta=0.25
+    )
 
 
 @pytest.mark.parametrize(
@@ -175,13 +141,13 @@ def test_resume_with_other_config_raises(straight_run, tmp_path):
     ],
 )
 def test_bad_config(field, value, match):
-    config = small_config()
-    config[field] = value
+    changes = {field: value}
     if field == "methods" and value == ("repeated_dpp",):
-        config.sample_ratios = (1,)
-    with pytest.raises(ValueError, match=match):
-        experiment.make_cells(config)
+        changes["sample_ratios"] = (1,)
+    helpers.assert_config_rejected(
+        experiment.make_cells, small_config(), match, **changes
+    )
 
 
 def test_registry():
-    assert train.get("dpp_wls") is experiment.train_and_evaluate
+    helpers.assert_registered("dpp_wls", experiment)

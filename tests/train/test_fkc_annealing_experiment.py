@@ -1,17 +1,14 @@
 """Tests for the fkc_annealing experiment: exact targets, end to end, resume."""
 
-import json
 import os
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsampling import checkpoint, metrics, train
 from jaxsampling.kernels.smc import mixtures
 from jaxsampling.train import fkc_annealing as experiment
 from tests.train import helpers
-
 
 
 def small_config():
@@ -66,19 +63,17 @@ def test_exact_targets():
 
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("straight"))
-    return workdir, experiment.train_and_evaluate(small_config(), workdir)
+    return helpers.run_straight(tmp_path_factory, experiment, small_config())
 
 
 def test_end_to_end_files_and_bias(straight_run):
     workdir, summary = straight_run
     config = small_config()
     blocks = experiment.make_blocks(config)
-    rows = metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+    rows = helpers.read_metrics(workdir)
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     assert [(r["task"], r["variant"]) for r in rows] == [tuple(b) for b in blocks]
-    with open(os.path.join(workdir, "summary.json")) as f:
-        assert json.load(f) == summary
+    assert helpers.read_json(workdir, "summary.json") == summary
     assert summary["complete"]
     assert set(summary["exact"]) == {"annealing", "product"}
     results = {(r["task"], r["variant"]): r for r in summary["results"]}
@@ -114,44 +109,21 @@ def test_end_to_end_files_and_bias(straight_run):
 
 
 def test_resume_gives_identical_summary(straight_run, tmp_path):
-    straight_dir, expected = straight_run
     workdir = str(tmp_path / "resumed")
-    config = small_config()
-    config.stop_after_blocks = 3
-    partial = experiment.train_and_evaluate(config, workdir)
-    assert not partial["complete"] and len(partial["results"]) == 3
-    assert not os.path.exists(os.path.join(workdir, "summary.json"))
-    with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
-        assert ckpt.latest_step() == 3
-    helpers.append_stale_metrics_line(workdir, 4)
-
+    helpers.run_killed_after(
+        experiment, small_config(), workdir, blocks=3, num_results=3
+    )
     helpers.assert_resume_matches_straight_run(
-        lambda d: experiment.train_and_evaluate(small_config(), d),
-        workdir, straight_dir, expected, npz=True,
+        experiment, small_config, workdir, straight_run, npz=True
     )
 
 
-def test_non_finite_estimate_raises_and_keeps_last_checkpoint(
-    straight_run, tmp_path, monkeypatch
-):
-    workdir = str(tmp_path / "nan")
-    real = experiment.run_samplers
-    calls = []
-
-    def flaky(*args, **kwargs):
-        calls.append(1)
-        out = real(*args, **kwargs)
-        if len(calls) == 2:
-            out = (out[0],) + (out[1].at[0, 0].set(jnp.nan),) + tuple(out[2:])
-        return out
-
-    monkeypatch.setattr(experiment, "run_samplers", flaky)
-    with pytest.raises(FloatingPointError, match="non-finite mean.*block 1"):
-        experiment.train_and_evaluate(small_config(), workdir)
-    with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
-        assert ckpt.latest_step() == 1
-    monkeypatch.setattr(experiment, "run_samplers", real)
-    assert experiment.train_and_evaluate(small_config(), workdir) == straight_run[1]
+def test_non_finite_estimate_raises_and_keeps_last_checkpoint(straight_run, tmp_path):
+    helpers.assert_nan_in_block_1_stops_then_resumes(
+        experiment, small_config, str(tmp_path / "nan"), straight_run[1],
+        patch="run_samplers", output=1, index=(0, 0),
+        match="non-finite mean.*block 1",
+    )
 
 
 def test_killing_variant(tmp_path):
@@ -165,27 +137,21 @@ def test_killing_variant(tmp_path):
 
 
 def test_resume_with_other_config_raises(straight_run, tmp_path):
-    workdir = str(tmp_path / "other")
-    config = small_config()
-    config.stop_after_blocks = 1
-    experiment.train_and_evaluate(config, workdir)
-    other = small_config()
-    other.beta = 5.0
-    other.stop_after_blocks = 1
-    with pytest.raises(ValueError, match="different configuration"):
-        experiment.train_and_evaluate(other, workdir)
+    helpers.assert_other_config_refused(
+        experiment, small_config, str(tmp_path / "other"), beta=5.0
+    )
 
 
 def test_bad_names():
-    config = small_config()
-    config.tasks = ("annealing", "guidance")
-    with pytest.raises(ValueError, match="unknown task 'guidance'"):
-        experiment.make_blocks(config)
-    config = small_config()
-    config.variants = ("fkc", "svdd")
-    with pytest.raises(ValueError, match="unknown variant 'svdd'"):
-        experiment.make_blocks(config)
+    helpers.assert_config_rejected(
+        experiment.make_blocks, small_config(), "unknown task 'guidance'",
+        tasks=("annealing", "guidance"),
+    )
+    helpers.assert_config_rejected(
+        experiment.make_blocks, small_config(), "unknown variant 'svdd'",
+        variants=("fkc", "svdd"),
+    )
 
 
 def test_registry():
-    assert train.get("fkc_annealing") is experiment.train_and_evaluate
+    helpers.assert_registered("fkc_annealing", experiment)

@@ -1,14 +1,9 @@
 """Tests for the lp_coreset experiment: sampling, end to end, resume, NaN stop."""
 
-import json
-import os
-
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsampling import checkpoint, metrics, train
 from jaxsampling.kernels import leverage
 from jaxsampling.train import lp_coreset as experiment
 from tests.train import helpers
@@ -54,21 +49,19 @@ def test_blocks_labels_and_canonical_probabilities():
 
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("straight"))
-    return workdir, experiment.train_and_evaluate(small_config(), workdir)
+    return helpers.run_straight(tmp_path_factory, experiment, small_config())
 
 
 def test_end_to_end_files_and_picture(straight_run):
     workdir, summary = straight_run
-    rows = metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+    rows = helpers.read_metrics(workdir)
     assert [r["step"] for r in rows] == list(range(1, 8))
     assert [(r["p"], r["method"]) for r in rows][-2:] == [
         (2.0, "lewis"),
         (2.0, "lewis (p=1)"),
     ]
     assert all(r["sizes"] == [100, 500] and len(r["distortion"]) == 2 for r in rows)
-    with open(os.path.join(workdir, "summary.json")) as f:
-        assert json.load(f) == summary
+    assert helpers.read_json(workdir, "summary.json") == summary
     assert summary["complete"] and len(summary["results"]) == 7 * 2
     assert set(summary["optimum"]) == {"1", "2"}
     res = {(r["p"], r["method"], r["m"]): r for r in summary["results"]}
@@ -147,57 +140,30 @@ def test_draw_matches_kernel_coreset(straight_run):
 
 
 def test_resume_gives_identical_summary(straight_run, tmp_path):
-    straight_dir, expected = straight_run
     workdir = str(tmp_path / "resumed")
-    config = small_config()
-    config.stop_after_blocks = 2
-    partial = experiment.train_and_evaluate(config, workdir)
-    assert not partial["complete"] and len(partial["results"]) == 2 * 2
-    assert partial["results"] == expected["results"][:4]
-    with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
-        assert ckpt.latest_step() == 2
-    helpers.append_stale_metrics_line(workdir, 3)
-
+    partial = helpers.run_killed_after(
+        experiment, small_config(), workdir, blocks=2, num_results=2 * 2
+    )
+    assert partial["results"] == straight_run[1]["results"][:4]
     helpers.assert_resume_matches_straight_run(
-        lambda d: experiment.train_and_evaluate(small_config(), d),
-        workdir, straight_dir, expected,
+        experiment, small_config, workdir, straight_run
     )
 
 
 def test_non_finite_distortion_raises_and_keeps_last_checkpoint(
-    straight_run, tmp_path, monkeypatch
+    straight_run, tmp_path
 ):
-    workdir = str(tmp_path / "nan")
-    real = experiment.evaluate
-    calls = []
-
-    def flaky(*args, **kwargs):
-        calls.append(1)
-        out = real(*args, **kwargs)
-        if len(calls) == 2:
-            out = (out[0].at[0].set(jnp.nan),) + tuple(out[1:])
-        return out
-
-    monkeypatch.setattr(experiment, "evaluate", flaky)
-    with pytest.raises(FloatingPointError, match="non-finite distortion in block 1"):
-        experiment.train_and_evaluate(small_config(), workdir)
-    with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
-        assert ckpt.latest_step() == 1
-    assert not os.path.exists(os.path.join(workdir, "summary.json"))
-    monkeypatch.setattr(experiment, "evaluate", real)
-    assert experiment.train_and_evaluate(small_config(), workdir) == straight_run[1]
+    helpers.assert_nan_in_block_1_stops_then_resumes(
+        experiment, small_config, str(tmp_path / "nan"), straight_run[1],
+        patch="evaluate", output=0, index=0,
+        match="non-finite distortion in block 1",
+    )
 
 
 def test_resume_with_other_config_raises(straight_run, tmp_path):
-    workdir = str(tmp_path / "other")
-    config = small_config()
-    config.stop_after_blocks = 1
-    experiment.train_and_evaluate(config, workdir)
-    other = small_config()
-    other.opt_steps = 5
-    other.stop_after_blocks = 1
-    with pytest.raises(ValueError, match="different configuration"):
-        experiment.train_and_evaluate(other, workdir)
+    helpers.assert_other_config_refused(
+        experiment, small_config, str(tmp_path / "other"), opt_steps=5
+    )
 
 
 @pytest.mark.parametrize(
@@ -214,11 +180,10 @@ def test_resume_with_other_config_raises(straight_run, tmp_path):
     ],
 )
 def test_bad_config(field, value, match):
-    config = small_config()
-    config[field] = value
-    with pytest.raises(ValueError, match=match):
-        experiment.make_blocks(config)
+    helpers.assert_config_rejected(
+        experiment.make_blocks, small_config(), match, **{field: value}
+    )
 
 
 def test_registry():
-    assert train.get("lp_coreset") is experiment.train_and_evaluate
+    helpers.assert_registered("lp_coreset", experiment)

@@ -1,18 +1,13 @@
 """Tests for the particle_filter experiment: end to end, resume, NaN stop, registry."""
 
-import json
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsampling import checkpoint, metrics, train
 from jaxsampling.train import kalman
 from jaxsampling.train import particle_filter as experiment
 from tests.train import helpers
-
 
 
 def small_config():
@@ -25,8 +20,7 @@ def small_config():
 
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("straight"))
-    return workdir, experiment.train_and_evaluate(small_config(), workdir)
+    return helpers.run_straight(tmp_path_factory, experiment, small_config())
 
 
 def test_end_to_end_files_and_accuracy(straight_run):
@@ -39,14 +33,13 @@ def test_end_to_end_files_and_accuracy(straight_run):
         ("guided", 100),
         ("guided", 1000),
     ]
-    with open(os.path.join(workdir, "config.json")) as f:
-        assert json.load(f)["experiment"] == "particle_filter"
-    rows = metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+    config_json = helpers.read_json(workdir, "config.json")
+    assert config_json["experiment"] == "particle_filter"
+    rows = helpers.read_metrics(workdir)
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     cells = [(r["filter"], r["num_particles"]) for r in rows]
     assert cells == [tuple(b) for b in blocks]
-    with open(os.path.join(workdir, "summary.json")) as f:
-        assert json.load(f) == summary
+    assert helpers.read_json(workdir, "summary.json") == summary
     assert summary["complete"]
     params = kalman.LGSSM(config.rho, config.sigma_x, config.sigma_y)
     _, ys = kalman.simulate(jax.random.key(config.data_seed), params, config.T)
@@ -76,55 +69,27 @@ def test_end_to_end_files_and_accuracy(straight_run):
 
 
 def test_resume_gives_identical_summary(straight_run, tmp_path):
-    straight_dir, expected = straight_run
     workdir = str(tmp_path / "resumed")
-    config = small_config()
-    config.stop_after_blocks = 2
-    partial = experiment.train_and_evaluate(config, workdir)
-    assert not partial["complete"] and len(partial["results"]) == 2
-    assert not os.path.exists(os.path.join(workdir, "summary.json"))
-    with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
-        assert ckpt.latest_step() == 2
-    # A line logged after the last checkpoint (killed between the two) is dropped.
-    helpers.append_stale_metrics_line(workdir, 3)
+    helpers.run_killed_after(
+        experiment, small_config(), workdir, blocks=2, num_results=2
+    )
     helpers.assert_resume_matches_straight_run(
-        lambda d: experiment.train_and_evaluate(small_config(), d),
-        workdir, straight_dir, expected,
+        experiment, small_config, workdir, straight_run
     )
 
 
-def test_non_finite_estimate_raises_and_keeps_last_checkpoint(
-    straight_run, tmp_path, monkeypatch
-):
-    workdir = str(tmp_path / "nan")
-    real = experiment.run_filters
-    calls = []
-
-    def flaky(*args, **kwargs):
-        calls.append(1)
-        ll, mse, counts = real(*args, **kwargs)
-        return (ll.at[0].set(jnp.nan) if len(calls) == 2 else ll), mse, counts
-
-    monkeypatch.setattr(experiment, "run_filters", flaky)
-    with pytest.raises(FloatingPointError, match="non-finite log-likelihood.*block 1"):
-        experiment.train_and_evaluate(small_config(), workdir)
-    with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
-        assert ckpt.latest_step() == 1
-    assert not os.path.exists(os.path.join(workdir, "summary.json"))
-    monkeypatch.setattr(experiment, "run_filters", real)
-    assert experiment.train_and_evaluate(small_config(), workdir) == straight_run[1]
+def test_non_finite_estimate_raises_and_keeps_last_checkpoint(straight_run, tmp_path):
+    helpers.assert_nan_in_block_1_stops_then_resumes(
+        experiment, small_config, str(tmp_path / "nan"), straight_run[1],
+        patch="run_filters", output=0, index=0,
+        match="non-finite log-likelihood.*block 1",
+    )
 
 
 def test_resume_with_other_config_raises(straight_run, tmp_path):
-    workdir = str(tmp_path / "other")
-    config = small_config()
-    config.stop_after_blocks = 1
-    experiment.train_and_evaluate(config, workdir)
-    other = small_config()
-    other.num_seeds = 8
-    other.stop_after_blocks = 1
-    with pytest.raises(ValueError, match="different configuration"):
-        experiment.train_and_evaluate(other, workdir)
+    helpers.assert_other_config_refused(
+        experiment, small_config, str(tmp_path / "other"), num_seeds=8
+    )
 
 
 def test_run_filters_shapes():
@@ -148,16 +113,15 @@ def test_run_filters_shapes():
 
 
 def test_bad_names():
-    config = small_config()
-    config.filters = ("bootstrap", "nope")
-    with pytest.raises(ValueError, match="unknown filter 'nope'"):
-        experiment.make_blocks(config)
-    config = small_config()
-    config.scheme = "nope"
-    with pytest.raises(ValueError, match="unknown resampling scheme 'nope'"):
-        experiment.make_blocks(config)
+    helpers.assert_config_rejected(
+        experiment.make_blocks, small_config(), "unknown filter 'nope'",
+        filters=("bootstrap", "nope"),
+    )
+    helpers.assert_config_rejected(
+        experiment.make_blocks, small_config(), "unknown resampling scheme 'nope'",
+        scheme="nope",
+    )
 
 
 def test_registry():
-    assert train.get("particle_filter") is experiment.train_and_evaluate
-    assert "particle_filter" in train.EXPERIMENTS
+    helpers.assert_registered("particle_filter", experiment)

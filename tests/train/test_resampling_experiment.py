@@ -1,18 +1,14 @@
 """Tests for the resampling experiment: Kalman reference, end to end, resume."""
 
-import json
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsampling import checkpoint, metrics, train
+from jaxsampling import train
 from jaxsampling.train import kalman
 from jaxsampling.train import resampling as experiment
 from tests.train import helpers
-
 
 
 def small_config():
@@ -60,7 +56,6 @@ def test_particle_filter_many_particles_is_close():
     assert np.all((np.asarray(counts) >= 0) & (np.asarray(counts) <= 20))
 
 
-
 def test_batched_seeds_match_one_vmap():
     params = kalman.LGSSM(0.9, 1.0, 1.0)
     _, ys = kalman.simulate(jax.random.key(0), params, 20)
@@ -73,10 +68,10 @@ def test_batched_seeds_match_one_vmap():
     np.testing.assert_array_equal(full[1], batched[1])
     np.testing.assert_allclose(full[0], batched[0], rtol=1e-5)
 
+
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("straight"))
-    return workdir, experiment.train_and_evaluate(small_config(), workdir)
+    return helpers.run_straight(tmp_path_factory, experiment, small_config())
 
 
 def test_end_to_end_files_and_accuracy(straight_run):
@@ -84,15 +79,13 @@ def test_end_to_end_files_and_accuracy(straight_run):
     config = small_config()
     blocks = experiment.make_blocks(config)
     assert len(blocks) == 4
-    with open(os.path.join(workdir, "config.json")) as f:
-        assert json.load(f)["num_seeds"] == 8
-    rows = metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+    assert helpers.read_json(workdir, "config.json")["num_seeds"] == 8
+    rows = helpers.read_metrics(workdir)
     assert [r["step"] for r in rows] == list(range(1, 5))
     assert [(r["scheme"], r["num_particles"], r["mode"]) for r in rows] == [
         tuple(b) for b in blocks
     ]
-    with open(os.path.join(workdir, "summary.json")) as f:
-        assert json.load(f) == summary
+    assert helpers.read_json(workdir, "summary.json") == summary
     assert summary["complete"]
     exact = summary["loglik_exact"]
     params = kalman.LGSSM(config.rho, config.sigma_x, config.sigma_y)
@@ -118,73 +111,41 @@ def test_end_to_end_files_and_accuracy(straight_run):
 
 
 def test_resume_gives_identical_summary(straight_run, tmp_path):
-    _, expected = straight_run
     workdir = str(tmp_path / "resumed")
-    config = small_config()
-    config.stop_after_blocks = 2
-    partial = experiment.train_and_evaluate(config, workdir)
-    assert not partial["complete"] and len(partial["results"]) == 2
-    assert not os.path.exists(os.path.join(workdir, "summary.json"))
-    with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
-        assert ckpt.latest_step() == 2
-    # A line logged after the last checkpoint (killed between the two) is dropped
-    # on resume.
-    with open(os.path.join(workdir, "metrics.jsonl"), "a") as f:
-        f.write(json.dumps({"step": 3, "stale": True}) + "\n")
-
-    resumed = experiment.train_and_evaluate(small_config(), workdir)
-    assert resumed == expected
-    straight_rows = metrics.read_jsonl(os.path.join(straight_run[0], "metrics.jsonl"))
-    assert metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl")) == straight_rows
-    # Running again on a finished workdir redoes nothing and returns the same summary.
-    assert experiment.train_and_evaluate(small_config(), workdir) == expected
+    helpers.run_killed_after(
+        experiment, small_config(), workdir, blocks=2, num_results=2
+    )
+    helpers.assert_resume_matches_straight_run(
+        experiment, small_config, workdir, straight_run
+    )
 
 
-def test_non_finite_estimate_raises_and_keeps_last_checkpoint(
-    straight_run, tmp_path, monkeypatch
-):
-    workdir = str(tmp_path / "nan")
-    real = experiment.run_filters
-    calls = []
-
-    def flaky(keys, *args, **kwargs):
-        calls.append(1)
-        ll, counts = real(keys, *args, **kwargs)
-        return (ll.at[0].set(jnp.nan) if len(calls) == 2 else ll), counts
-
-    monkeypatch.setattr(experiment, "run_filters", flaky)
-    with pytest.raises(FloatingPointError, match="non-finite log-likelihood.*block 1"):
-        experiment.train_and_evaluate(small_config(), workdir)
-    with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
-        assert ckpt.latest_step() == 1
-    monkeypatch.setattr(experiment, "run_filters", real)
-    assert experiment.train_and_evaluate(small_config(), workdir) == straight_run[1]
+def test_non_finite_estimate_raises_and_keeps_last_checkpoint(straight_run, tmp_path):
+    helpers.assert_nan_in_block_1_stops_then_resumes(
+        experiment, small_config, str(tmp_path / "nan"), straight_run[1],
+        patch="run_filters", output=0, index=0,
+        match="non-finite log-likelihood.*block 1",
+    )
 
 
 def test_resume_with_other_config_raises(straight_run, tmp_path):
-    workdir = str(tmp_path / "other")
-    config = small_config()
-    config.stop_after_blocks = 1
-    experiment.train_and_evaluate(config, workdir)
-    other = small_config()
-    other.num_seeds = 4
-    with pytest.raises(ValueError, match="different configuration"):
-        experiment.train_and_evaluate(other, workdir)
+    helpers.assert_other_config_refused(
+        experiment, small_config, str(tmp_path / "other"), num_seeds=4
+    )
 
 
 def test_bad_scheme_and_mode():
-    config = small_config()
-    config.schemes = ("systematic", "nope")
-    with pytest.raises(ValueError, match="unknown resampling scheme 'nope'"):
-        experiment.make_blocks(config)
-    config = small_config()
-    config.modes = ("sometimes",)
-    with pytest.raises(ValueError, match="unknown mode"):
-        experiment.make_blocks(config)
+    helpers.assert_config_rejected(
+        experiment.make_blocks, small_config(), "unknown resampling scheme 'nope'",
+        schemes=("systematic", "nope"),
+    )
+    helpers.assert_config_rejected(
+        experiment.make_blocks, small_config(), "unknown mode", modes=("sometimes",)
+    )
 
 
 def test_registry():
-    assert train.get("resampling") is experiment.train_and_evaluate
+    helpers.assert_registered("resampling", experiment)
     with pytest.raises(
         ValueError,
         match=r"unknown experiment 'nope'; known: \['dpp_wls', 'fkc_annealing', "

@@ -1,18 +1,14 @@
 """Tests for the smc_mixture experiment: exact target, end to end, resume, NaN stop."""
 
-import json
 import math
 import os
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsampling import checkpoint, metrics, train
 from jaxsampling.train import _blocks
 from jaxsampling.train import smc_mixture as experiment
 from tests.train import helpers
-
 
 
 def small_config():
@@ -53,18 +49,16 @@ def test_exact_posterior_matches_quadrature():
 
 @pytest.fixture(scope="module")
 def straight_run(tmp_path_factory):
-    workdir = str(tmp_path_factory.mktemp("straight"))
-    return workdir, experiment.train_and_evaluate(small_config(), workdir)
+    return helpers.run_straight(tmp_path_factory, experiment, small_config())
 
 
 def test_end_to_end_files_and_accuracy(straight_run):
     workdir, summary = straight_run
     config = small_config()
-    rows = metrics.read_jsonl(os.path.join(workdir, "metrics.jsonl"))
+    rows = helpers.read_metrics(workdir)
     assert [r["step"] for r in rows] == [1, 2, 3]
     assert [r["variant"] for r in rows] == ["random_walk", "mala", "waste_free"]
-    with open(os.path.join(workdir, "summary.json")) as f:
-        assert json.load(f) == summary
+    assert helpers.read_json(workdir, "summary.json") == summary
     assert summary["complete"]
     for row in summary["results"]:
         assert row["logz_rmse"] ** 2 == pytest.approx(
@@ -93,69 +87,40 @@ def test_end_to_end_files_and_accuracy(straight_run):
 
 
 def test_resume_gives_identical_summary(straight_run, tmp_path):
-    straight_dir, expected = straight_run
     workdir = str(tmp_path / "resumed")
-    config = small_config()
-    config.stop_after_blocks = 1
-    partial = experiment.train_and_evaluate(config, workdir)
-    assert not partial["complete"] and len(partial["results"]) == 1
+    helpers.run_killed_after(
+        experiment, small_config(), workdir, blocks=1, num_results=1
+    )
     with np.load(os.path.join(workdir, "particles.npz")) as data:
         assert data["done"].tolist() == [True, False, False]
-    with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
-        assert ckpt.latest_step() == 1
-    helpers.append_stale_metrics_line(workdir, 2)
-
     helpers.assert_resume_matches_straight_run(
-        lambda d: experiment.train_and_evaluate(small_config(), d),
-        workdir, straight_dir, expected, npz=True,
+        experiment, small_config, workdir, straight_run, npz=True
     )
 
 
-def test_non_finite_estimate_raises_and_keeps_last_checkpoint(
-    straight_run, tmp_path, monkeypatch
-):
-    workdir = str(tmp_path / "nan")
-    real = experiment.run_samplers
-    calls = []
-
-    def flaky(*args, **kwargs):
-        calls.append(1)
-        out = real(*args, **kwargs)
-        if len(calls) == 2:
-            out = (out[0].at[0].set(jnp.nan),) + tuple(out[1:])
-        return out
-
-    monkeypatch.setattr(experiment, "run_samplers", flaky)
-    with pytest.raises(FloatingPointError, match="non-finite log-evidence.*block 1"):
-        experiment.train_and_evaluate(small_config(), workdir)
-    with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
-        assert ckpt.latest_step() == 1
-    monkeypatch.setattr(experiment, "run_samplers", real)
-    assert experiment.train_and_evaluate(small_config(), workdir) == straight_run[1]
+def test_non_finite_estimate_raises_and_keeps_last_checkpoint(straight_run, tmp_path):
+    helpers.assert_nan_in_block_1_stops_then_resumes(
+        experiment, small_config, str(tmp_path / "nan"), straight_run[1],
+        patch="run_samplers", output=0, index=0,
+        match="non-finite log-evidence.*block 1",
+    )
 
 
 def test_resume_with_other_config_raises(straight_run, tmp_path):
-    workdir = str(tmp_path / "other")
-    config = small_config()
-    config.stop_after_blocks = 1
-    experiment.train_and_evaluate(config, workdir)
-    other = small_config()
-    other.target_ess = 0.7
-    other.stop_after_blocks = 1
-    with pytest.raises(ValueError, match="different configuration"):
-        experiment.train_and_evaluate(other, workdir)
+    helpers.assert_other_config_refused(
+        experiment, small_config, str(tmp_path / "other"), target_ess=0.7
+    )
 
 
 def test_bad_variant_and_chain_length():
-    config = small_config()
-    config.variants = ("random_walk", "hmc")
-    with pytest.raises(ValueError, match="unknown variant 'hmc'"):
-        experiment.make_variants(config)
-    config = small_config()
-    config.chain_length = 7
-    with pytest.raises(ValueError, match="chain_length"):
-        experiment.make_variants(config)
+    helpers.assert_config_rejected(
+        experiment.make_variants, small_config(), "unknown variant 'hmc'",
+        variants=("random_walk", "hmc"),
+    )
+    helpers.assert_config_rejected(
+        experiment.make_variants, small_config(), "chain_length", chain_length=7
+    )
 
 
 def test_registry():
-    assert train.get("smc_mixture") is experiment.train_and_evaluate
+    helpers.assert_registered("smc_mixture", experiment)
