@@ -55,15 +55,19 @@ METHODS = ("auto", "chain_rule", "rejection")
 def prefers_rejection(n: int, r: int, size: int, block: int = BLOCK) -> bool:
     """Whether rejection should beat the matrix-product chain rule for ``N = n``.
 
-    Cost model calibrated on a 2-core CPU (float64): the chain rule runs
-    ``2 N r s`` flops near 40 GFLOP/s; a rejection round costs about
-    ``(2 block + 4) s^2`` flops at an effective 1.5 GFLOP/s (small batched
-    products and per-op overhead). Crossover measured at ``N`` about 15,000
-    for ``r = s = 50`` (benchmarks/results/dpp.json).
+    Cost model calibrated on a 2-core CPU (float64, batches of 256 to 1000):
+    the chain rule runs ``2 N w s`` flops at about 20 GFLOP/s, where ``w``,
+    the columns a group of draws keeps (:func:`~.chain_rule.chain_rule_bucketed`),
+    is taken as ``min(r, 3 s)`` (measured: 142 for a k-DPP with ``s = 50``,
+    185 to 236 for an L-ensemble with ``s`` about 90); a rejection round costs
+    about ``(2 block + 4) s^2`` flops at an effective 1 GFLOP/s (small batched
+    products and per-op overhead). Measured crossover for ``r = s = 50``: ``N``
+    about 12,000 (the ``crossover`` cases of benchmarks/results/dpp.json).
     """
-    chain = 2.0 * n * r * size / 40e9
+    width = min(r, 3 * size)
+    chain = 2.0 * n * width * size / 20e9
     rounds = expected_rounds(size, block)
-    return chain > rounds * (2 * block + 4) * size * size / 1.5e9
+    return chain > rounds * (2 * block + 4) * size * size / 1e9
 
 
 def check_method(method: str) -> str:

@@ -201,20 +201,27 @@ def test_selected_columns():
 @pytest.mark.slow  # test_transforms checks the same through vmap on 40 items
 def test_bucketed_equals_plain_chain_rule():
     # 16 columns, max_size 8: several widths. 128 draws run as two groups of
-    # CHUNK = 64: the first keeps only the leading columns (the narrowest
-    # branch), the second takes the widest; the draws must not change.
+    # CHUNK = 64 after sorting by size; every other draw keeps only trailing
+    # columns. Then 64 such draws alone: one group whose union, the trailing
+    # 8 columns, is compacted onto the narrowest branch. No draw may change.
     assert chain_rule.CHUNK == 64
     V = jnp.asarray(common.basis(16, 16, seed=8), jnp.float32)
     widths = chain_rule.bucket_widths(16, 8)
-    assert len(widths) > 1 and widths[-1] == 16
-    p = 0.9 * 0.75 ** np.arange(16)
-    select = np.random.default_rng(3).random((128, 16)) < p
+    assert len(widths) > 1 and widths[0] == 8 and widths[-1] == 16
+    rng = np.random.default_rng(3)
+    select = rng.random((128, 16)) < 0.45
     select &= np.cumsum(select, axis=1) <= 8  # at most max_size columns each
-    select[:64, widths[0] :] = False
-    assert select[64:, widths[-2] :].any()
+    select[::2, :8] = False
+    select[::2, 8] = True
     sizes = select.sum(axis=1).astype(np.int32)
+    assert select.any(axis=0).all()
+    assert (select[::2].any(axis=0) == (np.arange(16) >= 8)).all()
     sets = chain_rule.selected_columns(jnp.asarray(select), 8)
     keys = jax.random.split(jax.random.key(3), 128)
     expected = _chain_rule(keys, V, sets, sizes, max_size=8)
     np.testing.assert_array_equal(_bucketed(keys, V, sets, sizes, max_size=8), expected)
     common.assert_valid_draws(expected, 16, sizes)
+    # The trailing-column draws alone: one group, compacted to the 8 columns.
+    half = jnp.asarray(np.asarray(sets)[::2]), sizes[::2], keys[::2]
+    narrow = _bucketed(half[2][:64], V, half[0][:64], half[1][:64], max_size=8)
+    np.testing.assert_array_equal(narrow, np.asarray(expected)[::2][:64])
