@@ -15,7 +15,7 @@ separate row):
   ``'GS'``, ``'Chol'``, ``'Schur'``) is first timed on a few draws
   (``dppy_modes``), then the fastest is timed properly (median of single
   draws), with the BLAS threads numpy starts with and with 1 thread
-  (:class:`benchmarks.leverage.BlasThreads`).
+  (:class:`benchmarks.machine.BlasThreads`).
 * ``eigendecomposition N=...``: the L-ensemble kernel
   ``L_ij = exp(-||x_i - x_j||^2 / (2 h^2))``, ``h = BANDWIDTH`` (the Gaussian
   convention: ``h`` is the standard deviation, not ``2 h^2``), on ``N``
@@ -63,7 +63,7 @@ import numpy as np
 import scipy.linalg
 
 from benchmarks import timing
-from benchmarks.leverage import BlasThreads, background_load
+from benchmarks.machine import BlasThreads, print_record, timed
 
 OURS = "jaxsampling"
 OURS32 = "jaxsampling (float32)"
@@ -78,6 +78,14 @@ QUICK_ENSEMBLE_N = 400
 BANDWIDTH = 0.1
 K_DPP = 50
 QUICK_K_DPP = 10
+#: The repeated-sampling crossover: projection DPPs of rank CROSSOVER_K, chain
+#: rule (matrix products, ``2 N k^2`` flops a draw) against the rejection path
+#: (cost per draw independent of N), batches of CROSSOVER_DRAWS.
+CROSSOVER_NS = (2_000, 5_000, 20_000, 50_000, 200_000)
+QUICK_CROSSOVER_NS = (1_000, 8_000)
+CROSSOVER_K = 50
+CROSSOVER_DRAWS = 256
+REJECTION = "jaxsampling (rejection)"
 NUM_DRAWS = 1000
 QUICK_NUM_DRAWS = 100
 QUICK_REPEATS = 3
@@ -116,7 +124,9 @@ WORKLOAD = (
     "vs scipy.linalg.eigh, which DPPy uses, and numpy.linalg.eigh); draws with the "
     "eigendecomposition reused: dpp.sample / dpp.sample_k (batches) vs "
     "FiniteDPP('likelihood', L_eig_dec=...).sample_exact / sample_exact_k_dpp "
-    "(fastest mode). Times are per draw (a batch's median / its draws)."
+    "(fastest mode). Crossover: projection DPPs of rank "
+    f"{CROSSOVER_K} for N = {', '.join(map(str, CROSSOVER_NS))}, chain rule vs "
+    "rejection path. Times are per draw (a batch's median / its draws)."
 )
 
 
@@ -246,13 +256,7 @@ def _per_draw(record: dict[str, Any], draws: int) -> dict[str, Any]:
 def _time_jax(
     fn: Callable[..., Any], args: tuple[Any, ...], repeats: int, warmup: int
 ) -> tuple[dict[str, Any], Any]:
-    outputs: list[Any] = []
-    load: dict[str, Any] = {}
-    with background_load(load):
-        result = timing.time_jax(
-            fn, args, repeats=repeats, warmup=warmup, check=outputs.append
-        )
-    return {**result.to_json(), **load}, outputs[0]
+    return timed("jax", fn, args, repeats=repeats, warmup=warmup)
 
 
 def _time_dppy(
@@ -265,10 +269,7 @@ def _time_dppy(
         sink.append(np.asarray(out, dtype=int))
         return out
 
-    load: dict[str, Any] = {}
-    with background_load(load):
-        result = timing.time_python(call, (), repeats=repeats, warmup=1)
-    return {**result.to_json(), **load}
+    return timed("python", call, (), repeats=repeats, warmup=1)[0]
 
 
 def _scan_modes(samplers: dict[str, Callable[[], Any]]) -> dict[str, dict[str, Any]]:
@@ -306,18 +307,7 @@ def _repeats(scan: dict[str, dict[str, Any]], mode: str, repeats: int) -> int:
 
 
 def _print(name: str, record: dict[str, Any]) -> None:
-    if "error" in record:
-        print(f"    {name:28s} FAILED: {record['error']}", flush=True)
-        return
-    acc = record.get("accuracy")
-    acc_text = f"  max z {acc['value']:.2f}" if acc else ""
-    busy = record.get("background_cores")
-    busy_text = f"  (others used {busy:.2f} cores)" if busy is not None else ""
-    print(
-        f"    {name:28s} median {record['median_s'] * 1e3:10.3f} ms"
-        f"  compile {record['compile_s']:6.2f} s{acc_text}{busy_text}",
-        flush=True,
-    )
+    print_record(name, record, accuracy="max z", width=28)
 
 
 def _dppy_rows(
@@ -505,20 +495,15 @@ def eigendecomposition_case(
         for threads in (None, 1):
             impl = label if threads is None else f"{label} (1 thread)"
             limit = contextlib.nullcontext() if threads is None else blas.limit(threads)
-            outputs: list[Any] = []
-            load: dict[str, Any] = {}
             try:
-                with limit, background_load(load):
-                    result = timing.time_python(
-                        fn, (L,), repeats=slow, warmup=1, check=outputs.append
-                    )
+                with limit:
+                    record, (lam, V) = timed("python", fn, (L,), repeats=slow, warmup=1)
                     used = [lib.get("num_threads") for lib in blas.info()["libraries"]]
             except Exception as err:
                 record = {"error": f"{type(err).__name__}: {err}"}
             else:
-                record = {**result.to_json(), **load, "blas_threads": used}
+                record["blas_threads"] = used
                 record["note"] = "BLAS threads " + "/".join(str(t) for t in used)
-                lam, V = outputs[0]
                 record["accuracy"] = {
                     "metric": "max_j ||L v_j - lambda_j v_j|| / ||L||_2",
                     "value": _residual(L, lam, V),
@@ -681,6 +666,71 @@ def ensemble_cases(
     return cases
 
 
+def crossover_cases(
+    dpp: Any, ns: tuple[int, ...], k: int, draws: int, repeats: int
+) -> list[dict[str, Any]]:
+    """The projection DPP of an ``N x k`` orthonormal ``V`` for growing ``N``:
+    ``method="chain_rule"`` (the baseline) against ``method="rejection"``.
+
+    The rejection path's ``O(N k)`` running sums are built inside the timed
+    call (once per batch), so its time per draw includes their share.
+    """
+    cases = []
+    for n in ns:
+        name = f"crossover N={n} k={k}"
+        print(f"[dpp] {name}", flush=True)
+        V = orthonormal(n, k)
+        marginals = np.einsum("ij,ij->i", V, V)
+        items = check_items(n)
+        results: dict[str, dict[str, Any]] = {}
+        for label, method in ((OURS, "chain_rule"), (REJECTION, "rejection")):
+
+            def fn(key: jax.Array, V: jax.Array, method: str = method) -> jax.Array:
+                return dpp.sample_projection(key, V, num_draws=draws, method=method)
+
+            args = (jax.random.key(SEED + 3), jnp.asarray(V))
+            record, out = _time_jax(fn, args, max(3, repeats // 3), warmup=1)
+            record = _per_draw(record, draws)
+            record["accuracy"] = _accuracy(
+                check_draws(list(np.asarray(out)), items, marginals, size=k)
+            )
+            record["note"] = _ours_note(record, f"method={method!r}")
+            results[label] = record
+            _print(label, record)
+        chain, rej = (results[x].get("median_s") for x in (OURS, REJECTION))
+        cases.append(
+            {
+                "name": name,
+                "workload": (
+                    f"projection DPP K = V V^T, V: {n} x {k} orthonormal (float64), "
+                    f"batches of {draws} draws, time per draw: the chain rule "
+                    "(baseline) against the rejection path"
+                ),
+                "baseline": OURS,
+                "implementations": results,
+                "ratios": {REJECTION: chain / rej} if chain and rej else {},
+                "n": n,
+                "k": k,
+            }
+        )
+    return cases
+
+
+def crossover_n(cases: list[dict[str, Any]]) -> float | None:
+    """``N`` where the rejection path starts to win: log-log interpolation of the
+    chain-rule / rejection time ratio between the first two sizes around 1."""
+    points = [
+        (c["n"], c["ratios"][REJECTION]) for c in cases if c.get("ratios", {}).get(REJECTION)
+    ]
+    for (n0, r0), (n1, r1) in zip(points, points[1:]):
+        if r0 < 1 <= r1:
+            frac = -math.log(r0) / (math.log(r1) - math.log(r0))
+            return math.exp(math.log(n0) + frac * (math.log(n1) - math.log(n0)))
+    if points and points[0][1] >= 1:
+        return float(points[0][0])
+    return None
+
+
 # ----------------------------------------------------------------------------
 # Goals and the suite.
 # ----------------------------------------------------------------------------
@@ -739,6 +789,38 @@ def goals(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "met": bool(
                     (case["best_anchor_ratio"] or 0) >= GOAL_ENSEMBLE and passed(case)
                 ),
+            }
+        )
+    crossover = [c for c in cases if c["name"].startswith("crossover")]
+    if crossover:
+        times = [
+            (c["n"], c["implementations"][REJECTION].get("median_s"),
+             c["implementations"][OURS].get("median_s"))
+            for c in crossover
+        ]
+        growth = (
+            times[-1][1] / times[0][1] if times[0][1] and times[-1][1] else math.inf
+        )
+        where = crossover_n(crossover)
+        out.append(
+            {
+                "goal": (
+                    "a repeated-sampling path whose cost per draw does not grow with N "
+                    "after preprocessing, with the crossover in N measured"
+                ),
+                "measured": (
+                    "rejection path per draw "
+                    + ", ".join(f"{t * 1e3:.3g} ms" for _, t, _ in times if t)
+                    + " vs chain rule "
+                    + ", ".join(f"{t * 1e3:.3g} ms" for _, _, t in times if t)
+                    + " at N = " + ", ".join(str(n) for n, _, _ in times)
+                    + f" (k = {crossover[0]['k']}): the rejection path grows "
+                    f"{growth:.2f}x over {times[-1][0] / times[0][0]:.0f}x N; "
+                    + (f"crossover at N = {where:,.0f}" if where else "no crossover")
+                ),
+                "crossover_n": where,
+                "rejection_growth": growth,
+                "met": bool(where is not None and growth < 2.0),
             }
         )
     eig = next((c for c in cases if c["name"].startswith("eigendecomposition")), None)
@@ -802,6 +884,9 @@ def run(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
     eig_case, eigh = eigendecomposition_case(dpp, blas, L, repeats)
     cases.append(eig_case)
     cases.extend(ensemble_cases(dpp, FiniteDPP, blas, L, eigh, k, draws, repeats))
+    crossover_ns = QUICK_CROSSOVER_NS if quick else CROSSOVER_NS
+    crossover_draws = QUICK_NUM_DRAWS if quick else CROSSOVER_DRAWS
+    cases.extend(crossover_cases(dpp, crossover_ns, CROSSOVER_K, crossover_draws, repeats))
 
     threads = ", ".join(
         f"{lib.get('library')} {lib.get('num_threads')} threads "
@@ -833,6 +918,11 @@ def run(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
         "size for the L-ensemble; a check passes at z <= 5); jaxsampling on the draws "
         "of one batch, DPPy on all its timed draws (fewer, so a weaker check). For the "
         "eigendecomposition: max_j ||L v_j - lambda_j v_j|| / ||L||_2.",
+        "crossover cases: the projection DPP of an N x k orthonormal V for growing N, "
+        "dpp.sample_projection(..., method='chain_rule') (the baseline, 2 N k^2 flops a "
+        "draw as matrix products) against method='rejection' (leverage-mixture "
+        "proposals; its O(N k) running sums are built inside each timed call); speed "
+        "vs baseline above 1: the rejection path is faster at that N.",
         "float32 rows: the same inputs cast to float32. spectrum_from_likelihood drops "
         "eigenvalues below N eps lambda_max, so the float32 spectrum keeps fewer "
         "eigenvectors (rank in the notes) and its draws are cheaper; their correctness "

@@ -31,10 +31,8 @@ the timing. Times are per call after compilation and warm-up
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
-import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +40,7 @@ import numpy as np
 import scipy.linalg
 
 from benchmarks import timing
+from benchmarks.machine import BlasThreads, print_record, timed
 
 OURS = "jaxsampling"
 SEED = 20240601
@@ -94,135 +93,6 @@ WORKLOAD = (
     "tol=1e-6). Accuracy: max_i |tau_i / tau_ref_i - 1| against the row sums of "
     "U^2 of numpy.linalg.svd(A, full_matrices=False) in float64."
 )
-
-
-# ----------------------------------------------------------------------------
-# BLAS threads of numpy and scipy.
-# ----------------------------------------------------------------------------
-
-#: (setter, getter, config) symbol names of the OpenBLAS builds numpy and scipy
-#: ship (scipy-openblas, 64-bit and 32-bit integers) and of a plain OpenBLAS.
-_OPENBLAS_SYMBOLS = (
-    (
-        "scipy_openblas_set_num_threads64_",
-        "scipy_openblas_get_num_threads64_",
-        "scipy_openblas_get_config64_",
-    ),
-    (
-        "scipy_openblas_set_num_threads",
-        "scipy_openblas_get_num_threads",
-        "scipy_openblas_get_config",
-    ),
-    ("openblas_set_num_threads", "openblas_get_num_threads", "openblas_get_config"),
-)
-_THREAD_ENV = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "OPENBLAS_CORETYPE",
-    "OPENBLAS_L2_SIZE",
-)
-
-
-class BlasThreads:
-    """Reads and limits the BLAS threads of numpy and scipy in this process.
-
-    Uses ``threadpoolctl`` when it is installed; otherwise finds the OpenBLAS
-    libraries loaded in the process (``/proc/self/maps``) and calls their
-    ``*_set_num_threads`` / ``*_get_num_threads`` through ``ctypes`` (what
-    threadpoolctl does for OpenBLAS).
-    """
-
-    def __init__(self) -> None:
-        try:
-            import threadpoolctl
-        except ImportError:
-            self._threadpoolctl = None
-            self.method = (
-                "ctypes (OpenBLAS *_set_num_threads; threadpoolctl not installed)"
-            )
-        else:
-            self._threadpoolctl = threadpoolctl
-            self.method = f"threadpoolctl {threadpoolctl.__version__}"
-        self._libs = [] if self._threadpoolctl else self._find_openblas()
-
-    @staticmethod
-    def _find_openblas() -> list[dict[str, Any]]:
-        try:
-            with open("/proc/self/maps") as maps:
-                lines = [line for line in maps if "openblas" in line.lower()]
-            paths = sorted({line.split()[-1] for line in lines})
-        except OSError:
-            return []
-        libs = []
-        for path in paths:
-            if not os.path.isfile(path):
-                continue
-            lib = ctypes.CDLL(path)  # already loaded: the same handle
-            for setter, getter, config in _OPENBLAS_SYMBOLS:
-                if hasattr(lib, setter) and hasattr(lib, getter):
-                    get_config = getattr(lib, config, None)
-                    version = None
-                    if get_config is not None:
-                        get_config.restype = ctypes.c_char_p
-                        version = get_config().decode(errors="replace")
-                    libs.append(
-                        {
-                            "path": path,
-                            "set": getattr(lib, setter),
-                            "get": getattr(lib, getter),
-                            "config": version,
-                        }
-                    )
-                    break
-        return libs
-
-    def info(self) -> dict[str, Any]:
-        """The BLAS libraries, their thread counts and the thread variables."""
-        if self._threadpoolctl is not None:
-            libraries = [
-                {
-                    "library": entry.get("internal_api"),
-                    "path": entry.get("filepath"),
-                    "version": entry.get("version"),
-                    "threading_layer": entry.get("threading_layer"),
-                    "num_threads": entry.get("num_threads"),
-                }
-                for entry in self._threadpoolctl.threadpool_info()
-                if entry.get("user_api") == "blas"
-            ]
-        else:
-            libraries = [
-                {
-                    "library": "openblas",
-                    "path": lib["path"],
-                    "config": lib["config"],
-                    "num_threads": int(lib["get"]()),
-                }
-                for lib in self._libs
-            ]
-        return {
-            "method": self.method,
-            "libraries": libraries,
-            "env": {name: os.environ.get(name) for name in _THREAD_ENV},
-            "cpu_count": os.cpu_count(),
-        }
-
-    @contextlib.contextmanager
-    def limit(self, threads: int) -> Iterator[None]:
-        """Within the block, numpy's and scipy's BLAS use ``threads`` threads."""
-        if self._threadpoolctl is not None:
-            with self._threadpoolctl.threadpool_limits(limits=threads, user_api="blas"):
-                yield
-            return
-        before = [int(lib["get"]()) for lib in self._libs]
-        for lib in self._libs:
-            lib["set"](threads)
-        try:
-            yield
-        finally:
-            for lib, n in zip(self._libs, before):
-                lib["set"](n)
 
 
 # ----------------------------------------------------------------------------
@@ -283,76 +153,6 @@ def _accuracy(scores: Any, reference: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _busy_seconds() -> float | None:
-    """CPU seconds of the whole machine (user, nice, system, irq, softirq, steal)."""
-    try:
-        with open("/proc/stat") as stat:
-            fields = [int(v) for v in stat.readline().split()[1:9]]
-    except (OSError, ValueError):
-        return None
-    busy = fields[0] + fields[1] + fields[2] + fields[5] + fields[6] + fields[7]
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-def _own_seconds() -> float:
-    times = os.times()
-    return times.user + times.system
-
-
-@contextlib.contextmanager
-def background_load(record: dict[str, Any]) -> Iterator[None]:
-    """Stores in ``record["background_cores"]`` the cores others used meanwhile.
-
-    Machine-wide busy CPU time minus this process's, over the wall time of the
-    block (Linux ``/proc/stat``; absent elsewhere). Near 0 on a quiet machine.
-    """
-    busy, own, start = _busy_seconds(), _own_seconds(), time.perf_counter()
-    yield
-    end_busy = _busy_seconds()
-    wall = time.perf_counter() - start
-    if busy is not None and end_busy is not None and wall > 0:
-        others = (end_busy - busy) - (_own_seconds() - own)
-        record["background_cores"] = round(max(0.0, others / wall), 3)
-
-
-def _time(
-    kind: str,
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    *,
-    repeats: int,
-    warmup: int,
-    check: Callable[[Any], None],
-) -> tuple[dict[str, Any], Any]:
-    """Times ``fn`` and returns its timing record and one output."""
-    outputs: list[Any] = []
-
-    def keep(out: Any) -> None:
-        check(out)
-        outputs.append(out)
-
-    timer = timing.time_jax if kind == "jax" else timing.time_python
-    load: dict[str, Any] = {}
-    with background_load(load):
-        result = timer(fn, args, repeats=repeats, warmup=warmup, check=keep)
-    return {**result.to_json(), **load}, outputs[0]
-
-
-def _print(name: str, record: dict[str, Any]) -> None:
-    if "error" in record:
-        print(f"    {name:24s} FAILED: {record['error']}", flush=True)
-        return
-    acc = record.get("accuracy")
-    acc_text = f"  max rel err {acc['value']:.3g}" if acc else ""
-    busy = record.get("background_cores")
-    busy_text = f"  (others used {busy:.2f} cores)" if busy is not None else ""
-    print(
-        f"    {name:24s} median {record['median_s'] * 1e3:10.2f} ms"
-        f"  compile {record['compile_s']:6.2f} s{acc_text}{busy_text}",
-        flush=True,
-    )
-
-
 # ----------------------------------------------------------------------------
 # Cases.
 # ----------------------------------------------------------------------------
@@ -369,13 +169,13 @@ def exact_case(
     check = _score_check(n)
     results: dict[str, dict[str, Any]] = {}
 
-    record, out = _time(
+    record, out = timed(
         "jax", leverage.leverage_scores, (jnp.asarray(A),), repeats=repeats,
         warmup=timing.DEFAULT_WARMUP, check=check,
     )
     record["accuracy"] = _accuracy(out, reference)
     results[OURS] = record
-    _print(OURS, record)
+    print_record(OURS, record)
 
     default_threads = blas.info()
     anchors = (("numpy", numpy_qr_scores), ("scipy", scipy_qr_scores))
@@ -385,7 +185,7 @@ def exact_case(
             limit = contextlib.nullcontext() if threads is None else blas.limit(threads)
             try:
                 with limit:
-                    record, out = _time(
+                    record, out = timed(
                         "python", fn, (A,), repeats=_slow_repeats(repeats), warmup=1,
                         check=check,
                     )
@@ -397,7 +197,7 @@ def exact_case(
             else:
                 record["accuracy"] = _accuracy(out, reference)
             results[impl] = record
-            _print(impl, record)
+            print_record(impl, record)
 
     ours = results[OURS]["median_s"]
     ratios = {
@@ -444,7 +244,7 @@ def lewis_case(
         if not np.all(np.isfinite(np.asarray(w))):
             raise ValueError("non-finite Lewis weights")
 
-    record, (w, info) = _time(
+    record, (w, info) = timed(
         "jax", fn, (A,), repeats=_slow_repeats(repeats), warmup=1, check=check
     )
     w = np.asarray(w)
@@ -462,7 +262,7 @@ def lewis_case(
         f"{int(info.iterations)} iterations, residual {float(info.residual):.2g}, "
         f"{cost:.1f}x the exact time"
     )
-    _print(OURS, record)
+    print_record(OURS, record)
     print(f"    {record['note']}", flush=True)
     return {
         "name": name,
@@ -493,13 +293,13 @@ def sketch_case(leverage: Any, n: int, d: int, repeats: int) -> dict[str, Any]:
     results: dict[str, dict[str, Any]] = {}
     sweep_repeats = _sweep_repeats(repeats)
 
-    record, out = _time(
+    record, out = timed(
         "jax", leverage.leverage_scores, (A,), repeats=sweep_repeats, warmup=1,
         check=check,
     )
     record["accuracy"] = _accuracy(out, reference)
     results["exact"] = record
-    _print("exact", record)
+    print_record("exact", record)
 
     for sketch in SKETCHES:
         def fn(key: jax.Array, A: jax.Array, sketch: str = sketch) -> jax.Array:
@@ -507,12 +307,12 @@ def sketch_case(leverage: Any, n: int, d: int, repeats: int) -> dict[str, Any]:
                 key, A, sketch=sketch, eps=SKETCH_EPS
             )
 
-        record, out = _time(
+        record, out = timed(
             "jax", fn, (key, A), repeats=sweep_repeats, warmup=1, check=check
         )
         record["accuracy"] = _accuracy(out, reference)
         results[sketch] = record
-        _print(sketch, record)
+        print_record(sketch, record)
     sizes = _default_sizes(leverage, n, d)
     size_note = f"s={sizes['sketch_size']}, " + (
         "no JL" if sizes["jl_dim"] >= d else f"k={sizes['jl_dim']}"
