@@ -3,6 +3,7 @@
 import doctest
 import importlib
 
+import jax
 import pytest
 
 MODULES = [
@@ -35,6 +36,15 @@ MODULES = [
     "jaxsampling.kernels.dpp.wls",
     "jaxsampling.kernels.dpp.mcmc",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _fast_compiles():
+    """The examples are small and eager: their time is XLA compilation of each op."""
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", previous)
 
 
 @pytest.mark.parametrize("name", MODULES)

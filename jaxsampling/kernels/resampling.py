@@ -67,6 +67,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 from typing import Any, Callable, NamedTuple
@@ -192,14 +193,31 @@ def _apply(
         )
     axis = sharding.explicit_batch_axis(weights)
     weights = sharding.unshard(weights)
+    ancestors = _masked(impl, key, weights, num_samples, conditional)
+    return sharding.reshard_like(ancestors, axis)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+def _masked(
+    impl: Callable[[PRNGKey, Array, int], Array],
+    key: PRNGKey,
+    weights: Array,
+    num_samples: int,
+    conditional: bool,
+) -> Array:
+    """``impl``'s ancestors, ``-1`` everywhere for invalid weights.
+
+    Jitted so that a call outside ``jit`` compiles one program instead of
+    dispatching (and compiling) each of the scheme's ops; inside ``jit`` it is
+    inlined.
+    """
     valid = _valid_weights(weights)
     if conditional:
         valid &= weights[0] > 0
     # Invalid weights still run through the scheme (every index it scatters
     # or gathers is clipped into range), and the result is then masked.
     ancestors = impl(key, weights, num_samples)
-    ancestors = jnp.where(valid, ancestors, -1).astype(jnp.int32)
-    return sharding.reshard_like(ancestors, axis)
+    return jnp.where(valid, ancestors, -1).astype(jnp.int32)
 
 
 # ----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Fixtures for the leverage kernel tests."""
+"""Fixtures for the kernel tests."""
 
 import jax
 import pytest
@@ -6,7 +6,7 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _fast_compiles():
-    """Compiles with ``jax_disable_most_optimizations`` in this folder.
+    """Compiles with ``jax_disable_most_optimizations`` under tests/kernels.
 
     The tests run small problems whose cost is almost all XLA compilation
     (a Lewis-weight while-loop: about 3 s optimised, 1.2 s not); the math is
