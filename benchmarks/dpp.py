@@ -924,7 +924,8 @@ def run(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
         "proposals; its O(N k) running sums are built inside each timed call); speed "
         "vs baseline above 1: the rejection path is faster at that N.",
         "float32 rows: the same inputs cast to float32. spectrum_from_likelihood drops "
-        "eigenvalues below N eps lambda_max, so the float32 spectrum keeps fewer "
+        "eigenvalues at most eps lambda_max (zero to round-off), so the float32 "
+        "spectrum keeps fewer "
         "eigenvectors (rank in the notes) and its draws are cheaper; their correctness "
         "is checked against the float64 law.",
     ]

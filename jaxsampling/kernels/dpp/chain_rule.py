@@ -114,13 +114,13 @@ def _orthogonalize(v: Array, directions: Array, t: Array) -> Array:
 
     Args:
       v: ``(B, m)`` vectors.
-      directions: ``(T, B, m)``; rows ``>= t`` are zero.
+      directions: ``(B, T, m)``; rows ``>= t`` are zero.
       t: number of stored directions.
     """
 
     def block(j, v):
-        d = lax.dynamic_slice_in_dim(directions, j * GS_BLOCK, GS_BLOCK, axis=0)
-        return v - jnp.sum(d * jnp.sum(d * v[None], axis=2)[:, :, None], axis=0)
+        d = lax.dynamic_slice_in_dim(directions, j * GS_BLOCK, GS_BLOCK, axis=1)
+        return v - jnp.einsum("bj,bjm->bm", jnp.einsum("bjm,bm->bj", d, v), d)
 
     return lax.fori_loop(0, (t + GS_BLOCK - 1) // GS_BLOCK, block, v)
 
@@ -159,7 +159,7 @@ def chain_rule(keys: Array, V: Array, sets: Array, sizes: Array, max_size: int) 
         return jnp.zeros((b, r), dtype).at[rows[:, None], sets].add(w * valid)
 
     norms = (to_columns(valid) @ (Vp * Vp).T).reshape(b, blocks, g)
-    directions = jnp.zeros((-(-max_size // GS_BLOCK) * GS_BLOCK, b, max_size), dtype)
+    directions = jnp.zeros((b, -(-max_size // GS_BLOCK) * GS_BLOCK, max_size), dtype)
     items = jnp.full((b, max_size), PAD, jnp.int32)
     steps = jnp.minimum(jnp.max(sizes), max_size)
 
@@ -176,7 +176,7 @@ def chain_rule(keys: Array, V: Array, sets: Array, sizes: Array, max_size: int) 
         v = _orthogonalize(v, directions, t)
         norm = jnp.linalg.norm(v, axis=1, keepdims=True)
         w = jnp.where(active[:, None] & (norm > 0), v / jnp.where(norm > 0, norm, 1), 0)
-        directions = lax.dynamic_update_index_in_dim(directions, w, t, axis=0)
+        directions = lax.dynamic_update_index_in_dim(directions, w, t, axis=1)
         proj = (to_columns(w) @ Vp.T).reshape(b, blocks, g)
         norms = jnp.maximum(norms - proj * proj, 0).at[rows, block, within].set(0)
         items = lax.dynamic_update_index_in_dim(items, jnp.where(active, idx, PAD), t, axis=1)
