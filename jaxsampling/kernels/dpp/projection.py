@@ -30,7 +30,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from jaxsampling.kernels.dpp import _checks, rejection
-from jaxsampling.kernels.dpp.chain_rule import chain_rule
+from jaxsampling.kernels.dpp.chain_rule import chain_rule, in_groups, projection_group
 from jaxsampling.types import Array, ArrayLike
 
 __all__ = ["sample_projection"]
@@ -73,7 +73,10 @@ def sample_projection(
         if use_rejection:
             items = rejection.chain_rule_rejection(keys, V, sets, sizes, k)
         else:
-            items = chain_rule(keys, V, sets, sizes, k)
+            items = in_groups(
+                lambda k_, s, z: chain_rule(k_, V, s, z, k), keys, sets, sizes,
+                projection_group(k),
+            )
         return _checks.poison(items, V)
 
     items = _checks.map_draws(draws, keys, V)
