@@ -8,6 +8,7 @@ import pytest
 
 MODULES = [
     "jaxsampling.kernels.resampling",
+    "jaxsampling.kernels.graphs",
     "jaxsampling.sharding",
     "jaxsampling.kernels.smc",
     "jaxsampling.kernels.smc.engine",
