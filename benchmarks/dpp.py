@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import statistics
 import time
 from typing import Any, Callable
@@ -63,7 +62,7 @@ import numpy as np
 import scipy.linalg
 
 from benchmarks import timing
-from benchmarks.machine import BlasThreads, print_record, timed
+from benchmarks.machine import BlasThreads, blas_note, load_notes, print_record, timed
 
 OURS = "jaxsampling"
 OURS32 = "jaxsampling (float32)"
@@ -888,18 +887,6 @@ def run(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
     crossover_draws = QUICK_NUM_DRAWS if quick else CROSSOVER_DRAWS
     cases.extend(crossover_cases(dpp, crossover_ns, CROSSOVER_K, crossover_draws, repeats))
 
-    threads = ", ".join(
-        f"{lib.get('library')} {lib.get('num_threads')} threads "
-        f"({os.path.basename(lib.get('path') or '')})"
-        for lib in blas_info["libraries"]
-    )
-    loads = [
-        rec["background_cores"]
-        for case in cases
-        for rec in case["implementations"].values()
-        if "background_cores" in rec
-    ]
-    set_env = {key: v for key, v in blas_info["env"].items() if v is not None}
     notes = [
         "Draw cases: median ms is per draw. jaxsampling draws batches of "
         f"{draws} (one jitted call; per draw = the call's median / {draws}); DPPy "
@@ -907,12 +894,7 @@ def run(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
         "Compile ms: jaxsampling's jit compile of the batch; DPPy's first timed call "
         "minus its median (the k-DPP's table of elementary symmetric polynomials is "
         "built by an earlier call, timed in the notes column).",
-        f"BLAS threads at start ({blas_info['method']}): "
-        f"{threads or 'no BLAS library found'}; thread variables set: "
-        f"{set_env or 'none'}. DPPy and numpy/scipy eigh are timed with these threads "
-        "and with 1 thread; ratios are given against each, best_anchor_ratio against "
-        "the faster. XLA (jaxsampling) uses its own thread pool on all "
-        f"{os.cpu_count()} cores.",
+        blas_note(blas_info, "DPPy and numpy/scipy eigh are"),
         "Error column: for draws, the largest z-score of the correctness checks "
         f"against the exact law (inclusion frequencies of {CHECK_ITEMS} items; mean "
         "size for the L-ensemble; a check passes at z <= 5); jaxsampling on the draws "
@@ -929,12 +911,7 @@ def run(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
         "eigenvectors (rank in the notes) and its draws are cheaper; their correctness "
         "is checked against the float64 law.",
     ]
-    if loads:
-        notes.append(
-            "Other processes used on average at most "
-            f"{max(loads):.2f} of the {os.cpu_count()} cores while an implementation "
-            "was timed (background_cores per implementation, from /proc/stat)."
-        )
+    notes += load_notes(cases)
     return {
         "workload": WORKLOAD,
         "notes": notes,

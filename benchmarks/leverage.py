@@ -31,7 +31,6 @@ the timing. Times are per call after compilation and warm-up
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Any, Callable
 
 import jax
@@ -40,7 +39,7 @@ import numpy as np
 import scipy.linalg
 
 from benchmarks import timing
-from benchmarks.machine import BlasThreads, print_record, timed
+from benchmarks.machine import BlasThreads, blas_note, load_notes, print_record, timed
 
 OURS = "jaxsampling"
 SEED = 20240601
@@ -473,34 +472,12 @@ def run(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
     for d in sweep_ds:
         cases.append(sketch_case(leverage, sweep_n, d, repeats))
 
-    threads = ", ".join(
-        f"{lib.get('library')} {lib.get('num_threads')} threads "
-        f"({os.path.basename(lib.get('path') or '')})"
-        for lib in blas_info["libraries"]
-    )
-    loads = [
-        rec["background_cores"]
-        for case in cases
-        for rec in case["implementations"].values()
-        if "background_cores" in rec
-    ]
-    set_env = {k: v for k, v in blas_info["env"].items() if v is not None}
     notes = [
-        f"BLAS threads at start ({blas_info['method']}): "
-        f"{threads or 'no BLAS library found'}; thread variables set: "
-        f"{set_env or 'none'}. The anchors are timed with these threads and with 1 "
-        "thread; ratios are given against each, best_anchor_ratio against "
-        "the faster. XLA (jaxsampling) uses its own thread pool on all "
-        f"{os.cpu_count()} cores.",
+        blas_note(blas_info, "The anchors are"),
         "Sketch sweep ratios are exact median / sketched median: above 1 the sketch is "
         "faster. Errors are max_i |tau_i / tau_ref_i - 1| against numpy's float64 SVD.",
     ]
-    if loads:
-        notes.append(
-            "Other processes used on average at most "
-            f"{max(loads):.2f} of the {os.cpu_count()} cores while an implementation "
-            "was timed (background_cores per implementation, from /proc/stat)."
-        )
+    notes += load_notes(cases)
     return {
         "workload": WORKLOAD,
         "notes": notes,

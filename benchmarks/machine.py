@@ -4,7 +4,8 @@
   (anchors are timed with the threads they start with and with 1 thread);
 * :func:`background_load` records the cores other processes used while a block ran;
 * :func:`timed` runs :mod:`benchmarks.timing` under :func:`background_load`;
-* :func:`print_record` prints one implementation's line of a case.
+* :func:`print_record` prints one implementation's line of a case;
+* :func:`blas_note` and :func:`load_notes` write the matching notes of a results file.
 """
 
 from __future__ import annotations
@@ -218,3 +219,38 @@ def print_record(
         f"  compile {record['compile_s']:6.2f} s{acc_text}{busy_text}",
         flush=True,
     )
+
+
+def blas_note(blas_info: dict[str, Any], timed: str) -> str:
+    """The results note on BLAS threads; ``timed`` names what ran with them (a subject)."""
+    threads = ", ".join(
+        f"{lib.get('library')} {lib.get('num_threads')} threads "
+        f"({os.path.basename(lib.get('path') or '')})"
+        for lib in blas_info["libraries"]
+    )
+    set_env = {key: v for key, v in blas_info["env"].items() if v is not None}
+    return (
+        f"BLAS threads at start ({blas_info['method']}): "
+        f"{threads or 'no BLAS library found'}; thread variables set: "
+        f"{set_env or 'none'}. {timed} timed with these threads and with 1 "
+        "thread; ratios are given against each, best_anchor_ratio against "
+        "the faster. XLA (jaxsampling) uses its own thread pool on all "
+        f"{os.cpu_count()} cores."
+    )
+
+
+def load_notes(cases: list[dict[str, Any]]) -> list[str]:
+    """The results note on the largest background load of any timed row (none if unmeasured)."""
+    loads = [
+        rec["background_cores"]
+        for case in cases
+        for rec in case["implementations"].values()
+        if "background_cores" in rec
+    ]
+    if not loads:
+        return []
+    return [
+        "Other processes used on average at most "
+        f"{max(loads):.2f} of the {os.cpu_count()} cores while an implementation "
+        "was timed (background_cores per implementation, from /proc/stat)."
+    ]
