@@ -9,6 +9,7 @@ import pytest
 MODULES = [
     "jaxsampling.kernels.resampling",
     "jaxsampling.kernels.graphs",
+    "jaxsampling.kernels.walks",
     "jaxsampling.sharding",
     "jaxsampling.kernels.smc",
     "jaxsampling.kernels.smc.engine",
