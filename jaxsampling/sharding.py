@@ -26,7 +26,7 @@ Example:
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 from jax.sharding import AxisType, Mesh, NamedSharding
@@ -39,6 +39,7 @@ __all__ = [
     "batch_sharding",
     "explicit_batch_axis",
     "gather_batch",
+    "map_batch",
     "replicate",
     "reshard_like",
     "shard_batch",
@@ -157,3 +158,27 @@ def gather_batch(x: jax.Array, indices: jax.Array) -> jax.Array:
     if not any(a is not None for a in jax.typeof(indices).sharding.spec):
         return reshard_like(x[indices], axis)
     return x.at[indices].get(out_sharding=P(axis, *([None] * (x.ndim - 1))))
+
+
+def map_batch(fn: Callable[..., Any], batched: Any, *shared: Any) -> Any:
+    """``fn(batched, *shared)``, run per device when ``batched`` is sharded on an explicit mesh.
+
+    For independent batch members (draws, chains, each with its own key):
+    each device runs ``fn`` on its slice of every leaf of ``batched``
+    (``jax.shard_map``; ``shared`` inputs replicated) and the outputs keep
+    the batch sharding, with no collective. On Auto meshes and unsharded
+    inputs it is a plain call. Inside ``fn``, batched gathers need no
+    ``out_sharding``: each device sees plain local arrays.
+    """
+    first = jax.tree.leaves(batched)[0]
+    axis = explicit_batch_axis(first)
+    if axis is None:
+        return fn(batched, *shared)
+    shared = jax.tree.map(unshard, shared)
+    mesh = jax.typeof(first).sharding.mesh
+    batched = jax.tree.map(
+        lambda x: x if explicit_batch_axis(x) == axis else reshard_like(unshard(x), axis), batched
+    )
+    specs = (P(axis), *([P()] * len(shared)))
+    mapped = jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=P(axis), check_vma=False)
+    return mapped(batched, *shared)

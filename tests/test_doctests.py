@@ -10,6 +10,7 @@ MODULES = [
     "jaxsampling.kernels.resampling",
     "jaxsampling.kernels.graphs",
     "jaxsampling.kernels.walks",
+    "jaxsampling.kernels.srrw",
     "jaxsampling.sharding",
     "jaxsampling.kernels.smc",
     "jaxsampling.kernels.smc.engine",

@@ -19,6 +19,12 @@ def _fast_compiles():
 
 
 @pytest.fixture
+def optimized_compiles(_fast_compiles):
+    """Undoes ``_fast_compiles`` for a test whose cost is running, not compiling."""
+    jax.config.update("jax_disable_most_optimizations", False)
+
+
+@pytest.fixture
 def x64():
     """Runs the test with ``jax_enable_x64`` (float64 arrays), restored afterwards."""
     with jax.enable_x64(True):

@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jax.sharding import PartitionSpec as P
 
 from jaxsampling import sharding
 from jaxsampling.kernels._args import check_int, check_key, is_tracer
@@ -64,14 +63,7 @@ def map_draws(fn: Callable[..., Any], keys: Array, *shared: Any) -> Any:
     outputs keep the keys' sharding, with no collective. On Auto meshes and
     unsharded keys it is a plain call.
     """
-    axis = sharding.explicit_batch_axis(keys)
-    if axis is None:
-        return fn(keys, *shared)
-    shared = jax.tree.map(sharding.unshard, shared)
-    mesh = jax.typeof(keys).sharding.mesh
-    specs = (P(axis), *([P()] * len(shared)))
-    mapped = jax.shard_map(fn, mesh=mesh, in_specs=specs, out_specs=P(axis), check_vma=False)
-    return mapped(keys, *shared)
+    return sharding.map_batch(fn, keys, *shared)
 
 
 def poison(items: Array, *inputs: Array) -> Array:
