@@ -11,6 +11,7 @@ MODULES = [
     "jaxsampling.kernels.graphs",
     "jaxsampling.kernels.walks",
     "jaxsampling.kernels.srrw",
+    "jaxsampling.kernels.sa_srrw",
     "jaxsampling.sharding",
     "jaxsampling.kernels.smc",
     "jaxsampling.kernels.smc.engine",

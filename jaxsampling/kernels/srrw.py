@@ -152,9 +152,9 @@ class PowerSchedule:
     scale: float = 1.0
 
     def __post_init__(self):
-        if not 0.0 < self.scale <= 1.0 or self.exponent < 0:
+        if not self.scale > 0 or not self.exponent >= 0:
             raise ValueError(
-                f"need 0 < scale <= 1 and exponent >= 0, got {self.scale}, {self.exponent}"
+                f"need scale > 0 and exponent >= 0, got {self.scale}, {self.exponent}"
             )
 
     def __call__(self, n: Array) -> Array:
@@ -162,9 +162,10 @@ class PowerSchedule:
 
 
 def power_schedule(exponent: float = 1.0, scale: float = 1.0) -> PowerSchedule:
-    """``gamma_{n+1} = scale (n + 2)^{-exponent}`` at step counter ``n`` (``< 1`` always).
+    """``gamma_{n+1} = scale (n + 2)^{-exponent}`` at step counter ``n``.
 
-    The default ``exponent = scale = 1`` makes ``x_n`` the empirical measure
+    As an SRRW step size it must stay in ``(0, 1)`` (``scale <= 1`` and
+    ``exponent > 0``; a step of 1 or more makes ``x`` NaN). The default ``exponent = scale = 1`` makes ``x_n`` the empirical measure
     of ``X_1..X_n`` with ``x_0`` counted once. Any optax schedule (a function
     of the step count) works in its place if it stays in ``(0, 1)``.
 

@@ -228,7 +228,7 @@ def test_bad_input():
         srrw.simple_random_walk_chain(graphs.CSRGraph(jnp.zeros(1, jnp.int32),
                                                       jnp.zeros(0, jnp.int32)))
     with pytest.raises(ValueError, match="scale"):
-        srrw.power_schedule(1.0, 2.0)
+        srrw.power_schedule(1.0, 0.0)
     with pytest.raises(ValueError, match="num_steps"):
         srrw.run(key, state, chain, 2.5, alpha=1.0)
     keys = jax.random.split(key, 3)
