@@ -31,10 +31,12 @@ from jaxsampling.types import Array, ArrayLike
 
 __all__ = [
     "CSRGraph",
+    "barabasi_albert",
     "degrees",
     "from_edges",
     "from_networkx",
     "from_scipy",
+    "grid_2d",
     "karate_club",
     "validate",
     "weighted_degrees",
@@ -242,3 +244,62 @@ def karate_club() -> CSRGraph:
     """Zachary's karate club: 34 nodes, 78 undirected edges (156 stored), unweighted."""
     s, r = np.array(_KARATE_EDGES).T
     return from_edges(s, r, num_nodes=34, symmetric=True)
+
+
+def grid_2d(rows: int, cols: int) -> CSRGraph:
+    """The ``rows x cols`` grid graph (4-neighbour lattice), node ``r * cols + c``, unweighted.
+
+    Example:
+      >>> from jaxsampling.kernels import graphs
+      >>> g = graphs.grid_2d(3, 4)
+      >>> g.num_nodes, g.num_edges // 2, degrees(g)[:4].tolist()
+      (12, 17, [2, 3, 3, 2])
+    """
+    if rows < 1 or cols < 1:
+        raise ValueError(f"rows and cols must be >= 1, got {rows}, {cols}")
+    ids = np.arange(rows * cols).reshape(rows, cols)
+    s = np.concatenate([ids[:, :-1].ravel(), ids[:-1, :].ravel()])
+    r = np.concatenate([ids[:, 1:].ravel(), ids[1:, :].ravel()])
+    return from_edges(s, r, num_nodes=rows * cols, symmetric=True)
+
+
+def barabasi_albert(num_nodes: int, m: int, seed: int = 0) -> CSRGraph:
+    """A Barabasi-Albert preferential-attachment graph, generated on the host (numpy).
+
+    Starts from ``m`` isolated nodes; each new node attaches to ``m``
+    distinct existing nodes drawn with probability proportional to their
+    degree (the repeated-nodes list of networkx's ``barabasi_albert_graph``,
+    which it follows step by step but with numpy's generator, so the graphs
+    differ). Undirected, unweighted, ``m (num_nodes - m)`` edges.
+
+    Args:
+      num_nodes: number of nodes, ``> m``.
+      m: edges added with each new node, ``>= 1``.
+      seed: seed of ``numpy.random.default_rng``.
+
+    Example:
+      >>> from jaxsampling.kernels import graphs
+      >>> g = graphs.barabasi_albert(100, 3, seed=0)
+      >>> g.num_nodes, g.num_edges // 2, int(degrees(g).min())
+      (100, 291, 3)
+    """
+    if m < 1 or num_nodes <= m:
+        raise ValueError(f"need m >= 1 and num_nodes > m, got num_nodes={num_nodes}, m={m}")
+    rng = np.random.default_rng(seed)
+    senders = np.empty(m * (num_nodes - m), np.int64)
+    receivers = np.empty_like(senders)
+    repeated = np.empty(2 * m * (num_nodes - m), np.int64)
+    size = 0
+    targets = np.arange(m)
+    for new in range(m, num_nodes):
+        e = (new - m) * m
+        senders[e : e + m] = new
+        receivers[e : e + m] = targets
+        repeated[size : size + m] = targets
+        repeated[size + m : size + 2 * m] = new
+        size += 2 * m
+        chosen: set[int] = set()
+        while len(chosen) < m:
+            chosen.update(repeated[rng.integers(0, size, m - len(chosen))].tolist())
+        targets = np.fromiter(chosen, np.int64, m)
+    return from_edges(senders, receivers, num_nodes=num_nodes, symmetric=True)

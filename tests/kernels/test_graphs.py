@@ -131,3 +131,31 @@ def test_validate_names_the_bad_field(graph, match):
 def test_empty_node_list_with_num_nodes_is_a_graph_of_isolated_nodes():
     g = graphs.from_edges([], [], num_nodes=3)
     assert g.num_edges == 0 and degrees_list(g) == [0, 0, 0]
+
+
+def test_grid_2d():
+    g = graphs.grid_2d(3, 4)
+    assert (g.num_nodes, g.num_edges) == (12, 2 * (3 * 3 + 2 * 4))
+    assert _edge_set(g) >= {(0, 1), (1, 0), (0, 4), (5, 9)}
+    assert (0, 5) not in _edge_set(g) and (3, 4) not in _edge_set(g)
+    assert sorted(set(degrees_list(g))) == [2, 3, 4]
+    with pytest.raises(ValueError, match="rows and cols"):
+        graphs.grid_2d(0, 3)
+
+
+def test_barabasi_albert_structure_and_determinism():
+    g = graphs.barabasi_albert(500, 4, seed=3)
+    graphs.validate(g)
+    edges = _edge_set(g)
+    assert g.num_edges == 2 * 4 * (500 - 4)  # distinct edges, both directions
+    assert all((j, i) in edges for i, j in edges) and all(i != j for i, j in edges)
+    d = np.asarray(graphs.degrees(g))
+    assert d.min() == 4 and d.max() > 10 * 4  # preferential attachment: hubs
+    # Node k >= m attaches to m earlier nodes.
+    later = [sum(1 for j in range(g.indptr[k], g.indptr[k + 1]) if g.indices[j] < k)
+             for k in (4, 100, 499)]
+    assert later == [4, 4, 4]
+    np.testing.assert_array_equal(graphs.barabasi_albert(500, 4, seed=3).indices, g.indices)
+    assert not np.array_equal(graphs.barabasi_albert(500, 4, seed=4).indices, g.indices)
+    with pytest.raises(ValueError, match="num_nodes > m"):
+        graphs.barabasi_albert(3, 3)
