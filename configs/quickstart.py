@@ -81,6 +81,15 @@ def get_config(arg=None):
     dpp_wls.num_seeds = 200
     dpp_wls.seeds_per_batch = 0
 
+    # Self-repellent walks on the karate club: n Var against alpha = 0, 1, 5 for
+    # the SRRW and the history-driven-target walk (two programs to compile).
+    srrw_sampling = _load_sibling("srrw_sampling").get_config()
+    srrw_sampling.graphs = ("karate",)
+    srrw_sampling.alphas = (0.0, 1.0, 5.0)
+    srrw_sampling.num_chains = 200
+    srrw_sampling.num_steps = 4000
+    srrw_sampling.record_every = 500
+
     config = ml_collections.ConfigDict()
     config.experiment = "quickstart"
     config.experiments = ml_collections.ConfigDict(
@@ -91,6 +100,7 @@ def get_config(arg=None):
             "fkc_annealing": fkc_annealing,
             "lp_coreset": lp_coreset,
             "dpp_wls": dpp_wls,
+            "srrw_sampling": srrw_sampling,
         }
     )
     return config

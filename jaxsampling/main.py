@@ -93,6 +93,16 @@ _TABLE_COLUMNS = {
         "q90_ratio",
         "well_conditioned",
     ),
+    "srrw_sampling": (
+        "graph",
+        "method",
+        "alpha",
+        "n_var",
+        "theory",
+        "ratio",
+        "theory_ratio",
+        "bias",
+    ),
 }
 
 

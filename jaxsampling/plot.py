@@ -431,6 +431,93 @@ def plot_dpp_wls(rows: Sequence[dict[str, Any]], path: str, well_conditioned: bo
     return path
 
 
+def _srrw_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The srrw_sampling block rows (the last row of each (graph, method, alpha))."""
+    latest = {}
+    for r in rows:
+        if "graph" in r and "method" in r and "alpha" in r:
+            latest[(r["graph"], r["method"], r["alpha"])] = r
+    return list(latest.values())
+
+
+def plot_srrw_ratios(rows: Sequence[dict[str, Any]], path: str) -> str:
+    """n Var ratio to alpha = 0 against alpha: simulation (+- 2 SE) and theory, per graph.
+
+    Args:
+        rows: ``metrics.jsonl`` rows of the srrw_sampling experiment.
+        path: the PNG file to write.
+
+    Returns:
+        ``path``.
+    """
+    plt = _pyplot()
+    cells = _srrw_rows(rows)
+    graphs = list(dict.fromkeys(r["graph"] for r in cells))
+    methods = list(dict.fromkeys(r["method"] for r in cells))
+    fig, axes = plt.subplots(1, len(graphs), figsize=(4.2 * len(graphs) + 1.4, 3.4), squeeze=False)
+    for j, graph in enumerate(graphs):
+        ax = axes[0][j]
+        for i, method in enumerate(methods):
+            chosen = sorted((r for r in cells if r["graph"] == graph and r["method"] == method
+                             and r["alpha"] > 0 and "ratio" in r), key=lambda r: r["alpha"])
+            color = f"C{i}"
+            if chosen:
+                ax.errorbar([r["alpha"] for r in chosen], [r["ratio"] for r in chosen],
+                            yerr=[2 * r["ratio_se"] for r in chosen], fmt="o", color=color,
+                            markersize=4, capsize=2, label=f"{method} (simulated)")
+                curve = chosen[0]["curve"]
+                ax.plot(curve["alpha"], curve["theory_ratio"], color=color, alpha=0.7,
+                        label=f"{method} (theory)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("alpha")
+        ax.set_ylabel("n Var(alpha) / n Var(0)")
+        ax.set_title(graph)
+        ax.grid(alpha=0.3, which="both")
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_srrw_variance(rows: Sequence[dict[str, Any]], path: str) -> str:
+    """n Var of the running average against the step n, one line per alpha (dashed: theory).
+
+    One panel per (graph, method).
+
+    Returns:
+        ``path``.
+    """
+    plt = _pyplot()
+    cells = _srrw_rows(rows)
+    panels = list(dict.fromkeys((r["graph"], r["method"]) for r in cells))
+    cols = min(len(panels), 3)
+    nrows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(4.2 * cols + 1.2, 3.2 * nrows), squeeze=False)
+    alphas = sorted({r["alpha"] for r in cells})
+    colors = {a: f"C{i % 10}" for i, a in enumerate(alphas)}
+    for k, (graph, method) in enumerate(panels):
+        ax = axes[k // cols][k % cols]
+        for r in sorted((r for r in cells if (r["graph"], r["method"]) == (graph, method)),
+                        key=lambda r: r["alpha"]):
+            rec = r["records"]
+            ax.plot(rec["n"], rec["n_var"], color=colors[r["alpha"]], label=f"alpha = {r['alpha']:g}")
+            ax.axhline(r["theory"], color=colors[r["alpha"]], linestyle="--", linewidth=0.8)
+        ax.set_yscale("log")
+        ax.set_xlabel("step n")
+        ax.set_ylabel("n Var(f^T x_n)")
+        ax.set_title(f"{graph}, {method}")
+        ax.grid(alpha=0.3, which="both")
+    for k in range(len(panels), nrows * cols):
+        axes[k // cols][k % cols].axis("off")
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def _experiment_name(directory: str) -> str | None:
     """``experiment`` from ``directory/config.json``, or None."""
     path = os.path.join(directory, metrics.CONFIG_FILE)
@@ -481,6 +568,11 @@ def plot_experiment(
         return [
             plot_dpp_wls(rows, out("wls_error"), well_conditioned=False),
             plot_dpp_wls(rows, out("well_conditioned"), well_conditioned=True),
+        ]
+    if name == "srrw_sampling" and _srrw_rows(rows):
+        return [
+            plot_srrw_ratios(rows, out("variance_ratio")),
+            plot_srrw_variance(rows, out("n_var_vs_steps")),
         ]
     if is_resampling(rows):
         return [plot_resampling(rows, out("loglik_rmse"))]

@@ -39,6 +39,11 @@ _TINY = [
     "--config.experiments.dpp_wls.dims=(4,)",
     "--config.experiments.dpp_wls.sample_ratios=(1, 2)",
     "--config.experiments.dpp_wls.num_seeds=8",
+    "--config.experiments.srrw_sampling.alphas=(0.0, 2.0)",
+    "--config.experiments.srrw_sampling.methods=('srrw',)",
+    "--config.experiments.srrw_sampling.num_chains=8",
+    "--config.experiments.srrw_sampling.num_steps=200",
+    "--config.experiments.srrw_sampling.record_every=100",
 ]
 
 
@@ -81,12 +86,13 @@ def test_quickstart_then_plot(tmp_path):
     ]
     assert sum(line.startswith("systematic") for line in out.splitlines()) == 2
     experiments = ("particle_filter", "smc_mixture", "fkc_annealing", "lp_coreset")
-    for name in experiments + ("dpp_wls",):
+    for name in experiments + ("dpp_wls", "srrw_sampling"):
         assert f"== {name} ==" in out
     assert sum(line.startswith("bootstrap ") for line in out.splitlines()) == 1
     assert sum(line.startswith("random_walk ") for line in out.splitlines()) == 1
     assert sum(line.startswith("product ") for line in out.splitlines()) == 1
     assert sum(line.startswith("2  leverage ") for line in out.splitlines()) == 1
+    assert sum(line.startswith("karate  srrw ") for line in out.splitlines()) == 2
     assert "quickstart wall time:" in out
     assert "JAX process: 0 / 1" in proc.stderr
 
@@ -102,7 +108,7 @@ def test_quickstart_then_plot(tmp_path):
     with open(os.path.join(run_dir, "config.json")) as f:
         assert json.load(f)["num_seeds"] == 4
 
-    for name in experiments + ("dpp_wls",):
+    for name in experiments + ("dpp_wls", "srrw_sampling"):
         for file in ("config.json", "metrics.jsonl", "summary.json"):
             assert os.path.exists(os.path.join(workdir, name, file)), (name, file)
     for name in ("smc_mixture", "fkc_annealing"):
@@ -122,6 +128,8 @@ def test_quickstart_then_plot(tmp_path):
             "resampling_loglik_rmse",
             "smc_mixture_particles",
             "smc_mixture_errors",
+            "srrw_sampling_variance_ratio",
+            "srrw_sampling_n_var_vs_steps",
         )
     ]
     assert proc.stdout.split() == pngs

@@ -73,6 +73,7 @@ __all__ = [
     "Schedule",
     "State",
     "asymptotic_covariance",
+    "asymptotic_variance",
     "empirical_measure",
     "hdt_step",
     "init",
@@ -248,6 +249,25 @@ def transition_matrix(chain: BaseChain) -> np.ndarray:
     return P + np.diag(np.asarray(chain.stay_probs, np.float64))
 
 
+def _spectrum(chain: BaseChain) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues ``l_2 >= l_3 >= ...`` of ``P`` (the 1 dropped) and ``u_i = D^{1/2} v_i``."""
+    P = transition_matrix(chain)
+    mu = np.asarray(chain.target, np.float64)
+    root = np.sqrt(mu)
+    S = root[:, None] * P / root[None, :]
+    lam, v = np.linalg.eigh((S + S.T) / 2)
+    order = np.argsort(-lam)
+    return lam[order][1:], (root[:, None] * v[:, order])[:, 1:]
+
+
+def _factor(lam: np.ndarray, alpha: float, hdt: bool) -> np.ndarray:
+    if alpha < 0:
+        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    if hdt:
+        return (1 + lam) / (1 - lam) / (2 * alpha + 1)
+    return (1 + lam) / ((2 * alpha * (1 + lam) + 1) * (1 - lam))
+
+
 def asymptotic_covariance(chain: BaseChain, alpha: float, *, hdt: bool = False) -> np.ndarray:
     """``V(alpha)``, the limit of ``n Cov(x_n)`` for ``gamma_n = 1/(n + 1)`` (float64).
 
@@ -256,7 +276,7 @@ def asymptotic_covariance(chain: BaseChain, alpha: float, *, hdt: bool = False) 
     orthonormal eigenvectors of ``D^{1/2} P D^{-1/2}``); at ``alpha = 0`` the
     usual Markov-chain CLT covariance. With ``hdt=True``: ``V(0) / (2 alpha + 1)``,
     the covariance of :func:`hdt_step`. ``f^T V f`` is the asymptotic ``n Var``
-    of the running average of ``f``.
+    of the running average of ``f`` (:func:`asymptotic_variance`).
 
     Example:
       >>> from jaxsampling.kernels import graphs, srrw
@@ -266,20 +286,25 @@ def asymptotic_covariance(chain: BaseChain, alpha: float, *, hdt: bool = False) 
       >>> round(float(v[1] / v[0]), 3)
       0.25
     """
-    if alpha < 0:
-        raise ValueError(f"alpha must be >= 0, got {alpha}")
-    P = transition_matrix(chain)
-    mu = np.asarray(chain.target, np.float64)
-    root = np.sqrt(mu)
-    S = root[:, None] * P / root[None, :]
-    lam, v = np.linalg.eigh((S + S.T) / 2)
-    order = np.argsort(-lam)
-    lam, u = lam[order][1:], (root[:, None] * v[:, order])[:, 1:]
-    if hdt:
-        factor = (1 + lam) / (1 - lam) / (2 * alpha + 1)
-    else:
-        factor = (1 + lam) / ((2 * alpha * (1 + lam) + 1) * (1 - lam))
-    return (u * factor) @ u.T
+    lam, u = _spectrum(chain)
+    return (u * _factor(lam, alpha, hdt)) @ u.T
+
+
+def asymptotic_variance(
+    chain: BaseChain, f: ArrayLike, alphas: ArrayLike, *, hdt: bool = False
+) -> np.ndarray:
+    """``f^T V(alpha) f`` for every ``alpha`` of ``alphas``, one eigendecomposition (float64).
+
+    Example:
+      >>> from jaxsampling.kernels import graphs, srrw
+      >>> chain = srrw.metropolis_hastings_chain(graphs.karate_club())
+      >>> v = srrw.asymptotic_variance(chain, graphs.degrees(chain.graph), [0, 1, 5, 10])
+      >>> (v / v[0]).round(3).tolist()
+      [1.0, 0.25, 0.064, 0.033]
+    """
+    lam, u = _spectrum(chain)
+    proj = (np.asarray(f, np.float64) @ u) ** 2
+    return np.array([proj @ _factor(lam, float(a), hdt) for a in np.atleast_1d(alphas)])
 
 
 # --------------------------------------------------------------------------- #

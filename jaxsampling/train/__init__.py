@@ -28,6 +28,7 @@ EXPERIMENTS: dict[str, str] = {
     "fkc_annealing": "jaxsampling.train.fkc_annealing:train_and_evaluate",
     "lp_coreset": "jaxsampling.train.lp_coreset:train_and_evaluate",
     "dpp_wls": "jaxsampling.train.dpp_wls:train_and_evaluate",
+    "srrw_sampling": "jaxsampling.train.srrw_sampling:train_and_evaluate",
 }
 
 
