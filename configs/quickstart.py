@@ -90,6 +90,14 @@ def get_config(arg=None):
     srrw_sampling.num_steps = 4000
     srrw_sampling.record_every = 500
 
+    # SA-SRRW logistic regression on the karate club: the three step-size
+    # regimes at alpha = 0 and 5 (one program per regime).
+    srrw_token = _load_sibling("srrw_token").get_config()
+    srrw_token.alphas = (0.0, 5.0)
+    srrw_token.num_runs = 64
+    srrw_token.num_steps = 4000
+    srrw_token.record_every = 500
+
     config = ml_collections.ConfigDict()
     config.experiment = "quickstart"
     config.experiments = ml_collections.ConfigDict(
@@ -101,6 +109,7 @@ def get_config(arg=None):
             "lp_coreset": lp_coreset,
             "dpp_wls": dpp_wls,
             "srrw_sampling": srrw_sampling,
+            "srrw_token": srrw_token,
         }
     )
     return config

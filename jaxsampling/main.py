@@ -103,6 +103,15 @@ _TABLE_COLUMNS = {
         "theory_ratio",
         "bias",
     ),
+    "srrw_token": (
+        "regime",
+        "alpha",
+        "mse",
+        "bias_sq",
+        "variance",
+        "variance_ratio",
+        "mse_over_variance",
+    ),
 }
 
 

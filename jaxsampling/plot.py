@@ -518,6 +518,52 @@ def plot_srrw_variance(rows: Sequence[dict[str, Any]], path: str) -> str:
     return path
 
 
+def _token_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The srrw_token block rows (the last row of each (regime, alpha))."""
+    latest = {}
+    for r in rows:
+        if "regime" in r and "alpha" in r and "records" in r:
+            latest[(r["regime"], r["alpha"])] = r
+    return list(latest.values())
+
+
+def plot_srrw_token(rows: Sequence[dict[str, Any]], path: str) -> str:
+    """SA-SRRW: MSE (solid) and variance (dashed) of theta_n against n, one panel per regime.
+
+    Args:
+        rows: ``metrics.jsonl`` rows of the srrw_token experiment.
+        path: the PNG file to write.
+
+    Returns:
+        ``path``.
+    """
+    plt = _pyplot()
+    cells = _token_rows(rows)
+    regimes = list(dict.fromkeys(r["regime"] for r in cells))
+    alphas = sorted({r["alpha"] for r in cells})
+    colors = {a: f"C{i % 10}" for i, a in enumerate(alphas)}
+    fig, axes = plt.subplots(1, len(regimes), figsize=(4.2 * len(regimes) + 1.4, 3.4),
+                             squeeze=False)
+    for j, regime in enumerate(regimes):
+        ax = axes[0][j]
+        for r in sorted((r for r in cells if r["regime"] == regime), key=lambda r: r["alpha"]):
+            rec = r["records"]
+            ax.plot(rec["n"], rec["mse"], color=colors[r["alpha"]], label=f"alpha = {r['alpha']:g}")
+            ax.plot(rec["n"], rec["variance"], color=colors[r["alpha"]], linestyle="--",
+                    linewidth=0.9)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("step n")
+        ax.set_ylabel("MSE (solid), variance (dashed)")
+        ax.set_title(regime)
+        ax.grid(alpha=0.3, which="both")
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def _experiment_name(directory: str) -> str | None:
     """``experiment`` from ``directory/config.json``, or None."""
     path = os.path.join(directory, metrics.CONFIG_FILE)
@@ -574,6 +620,8 @@ def plot_experiment(
             plot_srrw_ratios(rows, out("variance_ratio")),
             plot_srrw_variance(rows, out("n_var_vs_steps")),
         ]
+    if name == "srrw_token" and _token_rows(rows):
+        return [plot_srrw_token(rows, out("errors"))]
     if is_resampling(rows):
         return [plot_resampling(rows, out("loglik_rmse"))]
     return plot_generic(rows, out_dir, prefix)

@@ -44,6 +44,11 @@ _TINY = [
     "--config.experiments.srrw_sampling.num_chains=8",
     "--config.experiments.srrw_sampling.num_steps=200",
     "--config.experiments.srrw_sampling.record_every=100",
+    "--config.experiments.srrw_token.regimes=('equal',)",
+    "--config.experiments.srrw_token.alphas=(0.0, 2.0)",
+    "--config.experiments.srrw_token.num_runs=4",
+    "--config.experiments.srrw_token.num_steps=200",
+    "--config.experiments.srrw_token.record_every=100",
 ]
 
 
@@ -86,13 +91,14 @@ def test_quickstart_then_plot(tmp_path):
     ]
     assert sum(line.startswith("systematic") for line in out.splitlines()) == 2
     experiments = ("particle_filter", "smc_mixture", "fkc_annealing", "lp_coreset")
-    for name in experiments + ("dpp_wls", "srrw_sampling"):
+    for name in experiments + ("dpp_wls", "srrw_sampling", "srrw_token"):
         assert f"== {name} ==" in out
     assert sum(line.startswith("bootstrap ") for line in out.splitlines()) == 1
     assert sum(line.startswith("random_walk ") for line in out.splitlines()) == 1
     assert sum(line.startswith("product ") for line in out.splitlines()) == 1
     assert sum(line.startswith("2  leverage ") for line in out.splitlines()) == 1
     assert sum(line.startswith("karate  srrw ") for line in out.splitlines()) == 2
+    assert sum(line.startswith("equal ") for line in out.splitlines()) == 2
     assert "quickstart wall time:" in out
     assert "JAX process: 0 / 1" in proc.stderr
 
@@ -108,7 +114,7 @@ def test_quickstart_then_plot(tmp_path):
     with open(os.path.join(run_dir, "config.json")) as f:
         assert json.load(f)["num_seeds"] == 4
 
-    for name in experiments + ("dpp_wls", "srrw_sampling"):
+    for name in experiments + ("dpp_wls", "srrw_sampling", "srrw_token"):
         for file in ("config.json", "metrics.jsonl", "summary.json"):
             assert os.path.exists(os.path.join(workdir, name, file)), (name, file)
     for name in ("smc_mixture", "fkc_annealing"):
@@ -130,6 +136,7 @@ def test_quickstart_then_plot(tmp_path):
             "smc_mixture_errors",
             "srrw_sampling_variance_ratio",
             "srrw_sampling_n_var_vs_steps",
+            "srrw_token_errors",
         )
     ]
     assert proc.stdout.split() == pngs
