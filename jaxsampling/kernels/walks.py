@@ -120,8 +120,28 @@ class _Layout(NamedTuple):
     def uniform(self, key: PRNGKey, shape: tuple[int, ...]) -> Array:
         return jax.random.uniform(key, shape, out_sharding=self.spec)
 
-    def randint(self, key: PRNGKey, maxval: Array) -> Array:
-        return jax.random.randint(key, maxval.shape, 0, maxval, out_sharding=self.spec)
+    def slot(self, key: PRNGKey, count: Array) -> tuple[Array, Array]:
+        """A uniform slot in ``[0, count)`` and, given it, a uniform fraction in ``[0, 1)``.
+
+        From one 32-bit word ``b`` (one threefry output per walker): the slot
+        is ``floor(b count / 2^32)`` (uniform up to ``count / 2^32``) and the
+        fraction the low word ``b count mod 2^32`` over ``2^32``, uniform on a
+        grid of spacing ``count / 2^32`` whatever the slot: an index and an
+        acceptance test for the price of one draw. ``count = 0`` gives slot 0.
+        """
+        bits = jax.random.bits(key, count.shape, jnp.uint32, out_sharding=self.spec)
+        high, low = _multiply_wide(bits, count.astype(jnp.uint32))
+        return high.astype(jnp.int32), (low >> 8).astype(jnp.float32) * (1.0 / (1 << 24))
+
+
+def _multiply_wide(x: Array, y: Array) -> tuple[Array, Array]:
+    """The high and low 32-bit words of the 64-bit product of uint32 ``x`` and ``y``
+    (16-bit limbs: no 64-bit integers needed)."""
+    x_hi, x_lo, y_hi, y_lo = x >> 16, x & 0xFFFF, y >> 16, y & 0xFFFF
+    cross_a, cross_b = x_hi * y_lo, x_lo * y_hi
+    carry = ((x_lo * y_lo) >> 16) + (cross_a & 0xFFFF) + (cross_b & 0xFFFF)
+    high = x_hi * y_hi + (cross_a >> 16) + (cross_b >> 16) + (carry >> 16)
+    return high, x * y
 
 
 def _replicated(graph: CSRGraph, layout: _Layout) -> CSRGraph:
@@ -304,7 +324,7 @@ def _uniform(key, graph, starts, length, restart_prob, dangling):
 
     def step(key, cur, prev, starts):
         lo, degree = _rows(graph, cur, layout)
-        k = layout.randint(key, jnp.maximum(degree, 1))
+        k, _ = layout.slot(key, degree)
         nxt = layout.take(graph.indices, lo + k)
         fallback, jumped = _fallback(dangling, cur, starts)
         has_edge = degree > 0
@@ -564,9 +584,8 @@ def _metropolis_hastings(key, graph, starts, length, log_target, dangling):
     log_target = _replicated_array(log_target, layout)
 
     def step(key, cur, prev, starts):
-        propose_key, accept_key = jax.random.split(key)
         lo, degree = _rows(graph, cur, layout)
-        k = layout.randint(propose_key, jnp.maximum(degree, 1))
+        k, u = layout.slot(key, degree)
         proposal = layout.take(graph.indices, lo + k)
         _, proposal_degree = _rows(graph, proposal, layout)
         log_ratio = (
@@ -574,7 +593,7 @@ def _metropolis_hastings(key, graph, starts, length, log_target, dangling):
             + jnp.log(degree.astype(log_target.dtype))
             - jnp.log(proposal_degree.astype(log_target.dtype))
         )
-        accept = jnp.log(layout.uniform(accept_key, cur.shape)) < log_ratio
+        accept = jnp.log(u) < log_ratio
         nxt = jnp.where(accept & (proposal_degree > 0), proposal, cur)
         fallback, jumped = _fallback(dangling, cur, starts)
         has_edge = degree > 0
@@ -635,7 +654,7 @@ def _non_backtracking(key, graph, starts, length, dangling):
         lo, degree = _rows(graph, cur, layout)
         came_back = _adjacent(graph, cur, prev, layout)  # ``prev`` is one of the choices
         choices = degree - came_back.astype(degree.dtype)
-        k = layout.randint(key, jnp.maximum(choices, 1))
+        k, _ = layout.slot(key, choices)
         nxt = layout.take(graph.indices, lo + k)
         # Draw among the first choices slots; the slot of prev stands for the last one.
         last = layout.take(graph.indices, jnp.maximum(lo + degree - 1, 0))
@@ -692,10 +711,14 @@ def non_backtracking(
 # --------------------------------------------------------------------------- #
 
 
-def _node2vec_bias(graph, prev, x, inv_p, inv_q, layout):
+def _node2vec_bias(graph, prev, x, inv_p, inv_q, layout, needed=None):
     """``a(u, x)``: ``1/p`` to return, ``1`` to a neighbour of ``u``, ``1/q`` otherwise;
-    ``1`` on a first step (``u = -1``)."""
-    common = _adjacent(graph, prev, x, layout)
+    ``1`` on a first step (``u = -1``). The adjacency search runs only where
+    ``needed`` (default: everywhere); elsewhere ``a`` reads as ``1/q``."""
+    search = (prev >= 0) & (x != prev)
+    if needed is not None:
+        search &= needed
+    common = _adjacent(graph, jnp.where(search, prev, -1), x, layout)
     bias = jnp.where(x == prev, inv_p, jnp.where(common, 1.0, inv_q))
     return jnp.where(prev < 0, 1.0, bias)
 
@@ -716,16 +739,22 @@ def _node2vec_rejection(key, graph, cdf, starts, length, inv_p, inv_q, dangling)
 
     def body(state):
         pos, cur, prev, out, i = state
-        propose_key, accept_key = jax.random.split(jax.random.fold_in(key, i))
+        step_key = jax.random.fold_in(key, i)
         lo, degree = _rows(graph, cur, layout)
-        if cdf is None:
-            k = layout.randint(propose_key, jnp.maximum(degree, 1))
+        if cdf is None:  # one word: the proposal and the acceptance test
+            k, u = layout.slot(step_key, degree)
             x = layout.take(graph.indices, lo + k)
             has_edge = degree > 0
         else:
+            propose_key, accept_key = jax.random.split(step_key)
             x, has_edge = _weighted_neighbour(propose_key, graph, cdf, lo, degree, layout)
-        bias = _node2vec_bias(graph, prev, x, inv_p, inv_q, layout)
-        accept = layout.uniform(accept_key, cur.shape) * bound < bias
+            u = layout.uniform(accept_key, cur.shape)
+        # The adjacency of (prev, x) decides only when 1 and 1/q straddle the threshold.
+        threshold = u * bound
+        needed = ((pos < length) & (threshold >= jnp.minimum(1.0, inv_q))
+                  & (threshold < jnp.maximum(1.0, inv_q)))
+        bias = _node2vec_bias(graph, prev, x, inv_p, inv_q, layout, needed)
+        accept = threshold < bias
         fallback, jumped = _fallback(dangling, cur, starts)
         x = jnp.where(has_edge, x, fallback)
         move = (accept | ~has_edge) & (pos < length)

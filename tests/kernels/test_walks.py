@@ -217,6 +217,18 @@ def test_node2vec_p_q_one_is_the_uniform_walk():
                               _law_after(_row_normalised(_dense(g)), 0, 3))
 
 
+def test_wide_multiply_is_exact():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([[0, 1, 2**16 - 1, 2**16, 2**31, 2**32 - 1],
+                        rng.integers(0, 2**32, 200)]).astype(np.uint32)
+    y = np.concatenate([[2**32 - 1, 0, 1, 65535, 65536, 7],
+                        rng.integers(0, 2**32, 200)]).astype(np.uint32)
+    high, low = walks._multiply_wide(jnp.asarray(x), jnp.asarray(y))
+    product = [int(a) * int(b) for a, b in zip(x, y)]
+    assert np.asarray(high).tolist() == [p >> 32 for p in product]
+    assert np.asarray(low).tolist() == [p & (2**32 - 1) for p in product]
+
+
 def test_length_zero_and_one():
     g = _small()
     starts = jnp.array([0, 4])
