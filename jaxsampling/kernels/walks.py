@@ -718,9 +718,37 @@ def _node2vec_bias(graph, prev, x, inv_p, inv_q, layout, needed=None):
     search = (prev >= 0) & (x != prev)
     if needed is not None:
         search &= needed
-    common = _adjacent(graph, jnp.where(search, prev, -1), x, layout)
+    if layout.spec is None and search.ndim == 1:
+        common = _adjacent_compacted(graph, prev, x, search)
+    else:
+        common = _adjacent(graph, jnp.where(search, prev, -1), x, layout)
     bias = jnp.where(x == prev, inv_p, jnp.where(common, 1.0, inv_q))
     return jnp.where(prev < 0, 1.0, bias)
+
+
+def _adjacent_compacted(graph: CSRGraph, u: Array, x: Array, search: Array) -> Array:
+    """:func:`_adjacent` on the walkers marked ``search`` only: they are gathered into
+    the smallest of ``size / 16, size / 8, size / 4, size / 2`` lanes that holds them
+    (``lax.switch``; all lanes when more than half need it), so the binary search
+    costs what the walkers that need it cost. ``False`` where ``search`` is not set."""
+    size = u.shape[0]
+    layout = _Layout(None)
+    capacities = sorted({max(size >> shift, 1) for shift in (4, 3, 2, 1)})
+
+    def compacted(capacity):
+        def run(_):
+            (lanes,) = jnp.nonzero(search, size=capacity, fill_value=size)
+            safe = jnp.minimum(lanes, size - 1)
+            found = _adjacent(graph, jnp.where(lanes < size, u[safe], -1), x[safe], layout)
+            return jnp.zeros(size, bool).at[lanes].set(found, mode="drop")
+
+        return run
+
+    def every_lane(_):
+        return _adjacent(graph, jnp.where(search, u, -1), x, layout)
+
+    branch = jnp.searchsorted(jnp.asarray(capacities), jnp.sum(search))
+    return lax.switch(branch, [compacted(c) for c in capacities] + [every_lane], None)
 
 
 @functools.partial(jax.jit, static_argnames=("length", "dangling"))

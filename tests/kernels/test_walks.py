@@ -229,6 +229,22 @@ def test_wide_multiply_is_exact():
     assert np.asarray(low).tolist() == [p & (2**32 - 1) for p in product]
 
 
+@pytest.mark.parametrize("fraction", [0.0, 0.05, 0.2, 0.4, 0.7, 1.0])
+def test_compacted_adjacency_equals_the_full_search(fraction):
+    # Each fraction of searching lanes lands in another lax.switch branch (64 lanes:
+    # capacities 4, 8, 16, 32, then all).
+    g = graphs.karate_club()
+    rng = np.random.default_rng(int(fraction * 100))
+    u = jnp.asarray(rng.integers(-1, 34, 64), jnp.int32)
+    x = jnp.asarray(rng.integers(0, 34, 64), jnp.int32)
+    search = jnp.asarray(rng.uniform(size=64) < fraction)
+    full = walks._adjacent(g, jnp.where(search, u, -1), x, walks._Layout(None))
+    np.testing.assert_array_equal(jax.jit(walks._adjacent_compacted)(g, u, x, search), full)
+    A = _dense(g) > 0
+    expected = [bool(s and a >= 0 and A[a, b]) for s, a, b in zip(search, u, x)]
+    np.testing.assert_array_equal(full, expected)
+
+
 def test_length_zero_and_one():
     g = _small()
     starts = jnp.array([0, 4])
