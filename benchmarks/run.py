@@ -29,11 +29,13 @@ SUITES: dict[str, str] = {
     "leverage": "benchmarks.leverage:run",
     "resampling": "benchmarks.resampling:run",
     "smc": "benchmarks.smc:run",
+    "walks": "benchmarks.walks:run",
 }
 
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 VERSIONED = (
-    "jax", "jaxlib", "numpy", "scipy", "blackjax", "particles", "numba", "dppy"
+    "jax", "jaxlib", "numpy", "scipy", "blackjax", "particles", "numba", "dppy",
+    "networkx", "torch", "torch-cluster", "pecanpy", "graph-walker", "csrgraph",
 )
 
 

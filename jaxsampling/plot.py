@@ -424,6 +424,22 @@ def plot_dpp_wls(rows: Sequence[dict[str, Any]], path: str, well_conditioned: bo
                 ax.set_ylabel("E||f - f_hat||^2 / e_m^2")
             ax.set_xlabel("samples n")
             ax.grid(alpha=0.3, which="both")
+    return _save_with_legend(plt, fig, axes, path)
+
+
+def _latest_rows(
+    rows: Sequence[dict[str, Any]], keys: tuple[str, ...], required: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """The last of the rows having ``keys`` and ``required`` for each value of ``keys``."""
+    latest = {}
+    for r in rows:
+        if all(k in r for k in keys + required):
+            latest[tuple(r[k] for k in keys)] = r
+    return list(latest.values())
+
+
+def _save_with_legend(plt: Any, fig: Any, axes: Any, path: str) -> str:
+    """The legend right of the top-right panel, then ``path`` written and the figure closed."""
     axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120, bbox_inches="tight")
@@ -433,11 +449,7 @@ def plot_dpp_wls(rows: Sequence[dict[str, Any]], path: str, well_conditioned: bo
 
 def _srrw_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The srrw_sampling block rows (the last row of each (graph, method, alpha))."""
-    latest = {}
-    for r in rows:
-        if "graph" in r and "method" in r and "alpha" in r:
-            latest[(r["graph"], r["method"], r["alpha"])] = r
-    return list(latest.values())
+    return _latest_rows(rows, ("graph", "method", "alpha"))
 
 
 def plot_srrw_ratios(rows: Sequence[dict[str, Any]], path: str) -> str:
@@ -474,11 +486,7 @@ def plot_srrw_ratios(rows: Sequence[dict[str, Any]], path: str) -> str:
         ax.set_ylabel("n Var(alpha) / n Var(0)")
         ax.set_title(graph)
         ax.grid(alpha=0.3, which="both")
-    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save_with_legend(plt, fig, axes, path)
 
 
 def plot_srrw_variance(rows: Sequence[dict[str, Any]], path: str) -> str:
@@ -511,20 +519,12 @@ def plot_srrw_variance(rows: Sequence[dict[str, Any]], path: str) -> str:
         ax.grid(alpha=0.3, which="both")
     for k in range(len(panels), nrows * cols):
         axes[k // cols][k % cols].axis("off")
-    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save_with_legend(plt, fig, axes, path)
 
 
 def _token_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The srrw_token block rows (the last row of each (regime, alpha))."""
-    latest = {}
-    for r in rows:
-        if "regime" in r and "alpha" in r and "records" in r:
-            latest[(r["regime"], r["alpha"])] = r
-    return list(latest.values())
+    return _latest_rows(rows, ("regime", "alpha"), required=("records",))
 
 
 def plot_srrw_token(rows: Sequence[dict[str, Any]], path: str) -> str:
@@ -557,11 +557,7 @@ def plot_srrw_token(rows: Sequence[dict[str, Any]], path: str) -> str:
         ax.set_ylabel("MSE (solid), variance (dashed)")
         ax.set_title(regime)
         ax.grid(alpha=0.3, which="both")
-    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save_with_legend(plt, fig, axes, path)
 
 
 def _experiment_name(directory: str) -> str | None:

@@ -24,7 +24,6 @@ All functions here are shape-static and jit/vmap friendly; they assume valid
 
 from __future__ import annotations
 
-import math
 
 import jax
 import jax.numpy as jnp

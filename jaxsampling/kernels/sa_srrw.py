@@ -276,12 +276,7 @@ def run_chains(
       >>> trace.shape
       (4, 10)
     """
-    starts = jnp.asarray(starts)
-    if starts.ndim != 1 or not jnp.issubdtype(starts.dtype, jnp.integer):
-        raise ValueError(f"starts must be a 1-D integer array, got {starts.dtype}{starts.shape}")
-    if jnp.shape(keys)[:1] != starts.shape:
-        raise ValueError(f"keys must have one key per start, got {jnp.shape(keys)} and "
-                         f"{starts.shape}")
+    starts = srrw.check_starts(keys, starts, chain)
     _check_loss(loss_fn)
 
     def runs(batched, chain, params, alpha):
@@ -295,5 +290,5 @@ def run_chains(
 
         return jax.vmap(one)(keys, starts)
 
-    return sharding.map_batch(runs, (keys, starts.astype(jnp.int32)), chain, params,
+    return sharding.map_batch(runs, (keys, starts), chain, params,
                               jnp.asarray(alpha, chain.target.dtype))

@@ -74,6 +74,7 @@ __all__ = [
     "State",
     "asymptotic_covariance",
     "asymptotic_variance",
+    "check_starts",
     "empirical_measure",
     "hdt_step",
     "init",
@@ -560,16 +561,7 @@ def run_chains(
       >>> states.visits.shape, nodes.shape
       ((8, 34), (8, 100))
     """
-    starts = jnp.asarray(starts)
-    if starts.ndim != 1 or not jnp.issubdtype(starts.dtype, jnp.integer):
-        raise ValueError(f"starts must be a 1-D integer array, got {starts.dtype}{starts.shape}")
-    if jnp.shape(keys)[:1] != starts.shape:
-        raise ValueError(f"keys must have one key per start, got {jnp.shape(keys)} and "
-                         f"{starts.shape}")
-    if not _args.is_tracer(starts) and starts.size and not (
-        0 <= int(starts.min()) and int(starts.max()) < chain.graph.num_nodes
-    ):
-        raise ValueError(f"starts must lie in [0, num_nodes = {chain.graph.num_nodes})")
+    starts = check_starts(keys, starts, chain)
     _args.check_int(num_steps, "num_steps", minimum=0)
     _check_alpha(alpha)
     alpha = jnp.asarray(alpha, chain.target.dtype)
@@ -582,4 +574,20 @@ def run_chains(
 
         return jax.vmap(one)(keys, starts)
 
-    return sharding.map_batch(chains, (keys, starts.astype(jnp.int32)), chain, alpha)
+    return sharding.map_batch(chains, (keys, starts), chain, alpha)
+
+
+def check_starts(keys: Array, starts: ArrayLike, chain: BaseChain) -> Array:
+    """``starts`` as ``int32[num_chains]``, one per key; ``ValueError`` on a bad shape
+    or dtype, and (concrete) on a node out of range."""
+    starts = jnp.asarray(starts)
+    if starts.ndim != 1 or not jnp.issubdtype(starts.dtype, jnp.integer):
+        raise ValueError(f"starts must be a 1-D integer array, got {starts.dtype}{starts.shape}")
+    if jnp.shape(keys)[:1] != starts.shape:
+        raise ValueError(f"keys must have one key per start, got {jnp.shape(keys)} and "
+                         f"{starts.shape}")
+    if not _args.is_tracer(starts) and starts.size and not (
+        0 <= int(starts.min()) and int(starts.max()) < chain.graph.num_nodes
+    ):
+        raise ValueError(f"starts must lie in [0, num_nodes = {chain.graph.num_nodes})")
+    return starts.astype(jnp.int32)

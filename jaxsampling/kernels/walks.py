@@ -300,6 +300,12 @@ def _fallback(policy: str, cur: Array, starts: Array) -> tuple[Array, Array]:
     return jnp.full_like(cur, -1), jnp.ones_like(cur, bool)
 
 
+def _or_fallback(nxt, has_edge, policy, cur, starts):
+    """``(nxt, False)`` where the walker has an out-edge, else :func:`_fallback`'s move."""
+    fallback, jumped = _fallback(policy, cur, starts)
+    return jnp.where(has_edge, nxt, fallback), ~has_edge & jumped
+
+
 def _with_restart(layout: _Layout, restart_prob: Array | None, step: _Step) -> _Step:
     if restart_prob is None:
         return step
@@ -326,9 +332,7 @@ def _uniform(key, graph, starts, length, restart_prob, dangling):
         lo, degree = _rows(graph, cur, layout)
         k, _ = layout.slot(key, degree)
         nxt = layout.take(graph.indices, lo + k)
-        fallback, jumped = _fallback(dangling, cur, starts)
-        has_edge = degree > 0
-        return jnp.where(has_edge, nxt, fallback), ~has_edge & jumped
+        return _or_fallback(nxt, degree > 0, dangling, cur, starts)
 
     return _lockstep(key, _valid_starts(starts, graph), length,
                      _with_restart(layout, restart_prob, step))
@@ -469,8 +473,7 @@ def _weighted(key, graph, cdf, starts, length, restart_prob, dangling):
     def step(key, cur, prev, starts):
         lo, degree = _rows(graph, cur, layout)
         nxt, has_edge = _weighted_neighbour(key, graph, cdf, lo, degree, layout)
-        fallback, jumped = _fallback(dangling, cur, starts)
-        return jnp.where(has_edge, nxt, fallback), ~has_edge & jumped
+        return _or_fallback(nxt, has_edge, dangling, cur, starts)
 
     return _lockstep(key, _valid_starts(starts, graph), length,
                      _with_restart(layout, restart_prob, step))
@@ -595,9 +598,7 @@ def _metropolis_hastings(key, graph, starts, length, log_target, dangling):
         )
         accept = jnp.log(u) < log_ratio
         nxt = jnp.where(accept & (proposal_degree > 0), proposal, cur)
-        fallback, jumped = _fallback(dangling, cur, starts)
-        has_edge = degree > 0
-        return jnp.where(has_edge, nxt, fallback), ~has_edge & jumped
+        return _or_fallback(nxt, degree > 0, dangling, cur, starts)
 
     return _lockstep(key, _valid_starts(starts, graph), length, step)
 
@@ -660,9 +661,7 @@ def _non_backtracking(key, graph, starts, length, dangling):
         last = layout.take(graph.indices, jnp.maximum(lo + degree - 1, 0))
         nxt = jnp.where(came_back & (nxt == prev), last, nxt)
         nxt = jnp.where(choices > 0, nxt, prev)
-        fallback, jumped = _fallback(dangling, cur, starts)
-        has_edge = degree > 0
-        return jnp.where(has_edge, nxt, fallback), ~has_edge & jumped
+        return _or_fallback(nxt, degree > 0, dangling, cur, starts)
 
     return _lockstep(key, _valid_starts(starts, graph), length, step)
 
@@ -840,8 +839,7 @@ def _node2vec_exact(key, graph, starts, length, inv_p, inv_q, dangling):
                 jnp.full_like(cur, -jnp.inf, dtype=jnp.float32))
         _, nxt, best_score = lax.while_loop(more, scan_row, init)
         has_edge = best_score > -jnp.inf
-        fallback, jumped = _fallback(dangling, cur, starts)
-        return jnp.where(has_edge, nxt, fallback), ~has_edge & jumped
+        return _or_fallback(nxt, has_edge, dangling, cur, starts)
 
     return _lockstep(key, _valid_starts(starts, graph), length, step)
 

@@ -238,3 +238,34 @@ def check_finite(name: str, values: Any, b: int, block: Any) -> None:
             f"non-finite {name} in block {b} {block}: {int(bad.sum())} of "
             f"{values.shape[0]} runs; the last good checkpoint is kept"
         )
+
+
+def check_choices(name: str, values: Any, known: Any) -> tuple:
+    """``values`` as a tuple; ``ValueError`` unless distinct, non-empty and all in ``known``."""
+    values = tuple(values)
+    if not values or len(set(values)) != len(values):
+        raise ValueError(f"{name}s must be distinct and non-empty, got {values}")
+    for v in values:
+        if v not in known:
+            raise ValueError(f"unknown {name} {v!r}; known: {sorted(known)}")
+    return values
+
+
+def check_alphas(alphas: Any) -> list[float]:
+    """Repulsion strengths as floats; ``ValueError`` unless distinct, non-empty and >= 0."""
+    values = [float(a) for a in alphas]
+    if not values or len(set(values)) != len(values) or min(values) < 0:
+        raise ValueError(f"alphas must be distinct and >= 0, got {tuple(alphas)}")
+    return values
+
+
+def check_record_schedule(num_steps: Any, record_every: Any) -> int:
+    """The number of records; ``ValueError`` unless ``num_steps`` is a positive multiple
+    of ``record_every``."""
+    steps, every = int(num_steps), int(record_every)
+    if every < 1 or steps < every or steps % every:
+        raise ValueError(
+            f"num_steps = {num_steps} must be a positive multiple of record_every = "
+            f"{record_every}"
+        )
+    return steps // every

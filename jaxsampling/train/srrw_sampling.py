@@ -83,29 +83,15 @@ def make_cells(config: Any) -> list[Cell]:
         ValueError: an unknown graph, method or base chain; alphas not
             distinct and >= 0; bad chain, step or record counts.
     """
-    for name, known, values in (
-        ("graph", GRAPHS, config.graphs),
-        ("method", METHODS, config.methods),
-    ):
-        if not values or len(set(values)) != len(values):
-            raise ValueError(f"{name}s must be distinct and non-empty, got {tuple(values)}")
-        for v in values:
-            if v not in known:
-                raise ValueError(f"unknown {name} {v!r}; known: {list(known)}")
+    graph_names = _blocks.check_choices("graph", config.graphs, GRAPHS)
+    methods = _blocks.check_choices("method", config.methods, METHODS)
     if config.base_chain not in BASE_CHAINS:
         raise ValueError(f"unknown base_chain {config.base_chain!r}; known: {list(BASE_CHAINS)}")
-    alphas = [float(a) for a in config.alphas]
-    if not alphas or len(set(alphas)) != len(alphas) or min(alphas) < 0:
-        raise ValueError(f"alphas must be distinct and >= 0, got {tuple(config.alphas)}")
+    alphas = _blocks.check_alphas(config.alphas)
     if int(config.num_chains) < 2:
         raise ValueError(f"num_chains must be >= 2, got {config.num_chains}")
-    every = int(config.record_every)
-    if every < 1 or int(config.num_steps) < every or int(config.num_steps) % every:
-        raise ValueError(
-            f"num_steps = {config.num_steps} must be a positive multiple of record_every = "
-            f"{config.record_every}"
-        )
-    return [Cell(g, m, a) for g in config.graphs for m in config.methods for a in alphas]
+    _blocks.check_record_schedule(config.num_steps, config.record_every)
+    return [Cell(g, m, a) for g in graph_names for m in methods for a in alphas]
 
 
 @functools.partial(jax.jit, static_argnames=("num_records", "every", "hdt"))

@@ -83,25 +83,13 @@ def make_cells(config: Any) -> list[Cell]:
         ValueError: an unknown regime or graph, alphas not distinct and
             >= 0, bad run / step / record counts or data sizes.
     """
-    regimes = tuple(config.regimes)
-    if not regimes or len(set(regimes)) != len(regimes):
-        raise ValueError(f"regimes must be distinct and non-empty, got {regimes}")
-    for r in regimes:
-        if r not in sa_srrw.REGIMES:
-            raise ValueError(f"unknown regime {r!r}; known: {sorted(sa_srrw.REGIMES)}")
+    regimes = _blocks.check_choices("regime", config.regimes, sa_srrw.REGIMES)
     if config.graph not in GRAPHS:
         raise ValueError(f"unknown graph {config.graph!r}; known: {list(GRAPHS)}")
-    alphas = [float(a) for a in config.alphas]
-    if not alphas or len(set(alphas)) != len(alphas) or min(alphas) < 0:
-        raise ValueError(f"alphas must be distinct and >= 0, got {tuple(config.alphas)}")
+    alphas = _blocks.check_alphas(config.alphas)
     if int(config.num_runs) < 2:
         raise ValueError(f"num_runs must be >= 2, got {config.num_runs}")
-    every = int(config.record_every)
-    if every < 1 or int(config.num_steps) < every or int(config.num_steps) % every:
-        raise ValueError(
-            f"num_steps = {config.num_steps} must be a positive multiple of record_every = "
-            f"{config.record_every}"
-        )
+    _blocks.check_record_schedule(config.num_steps, config.record_every)
     if int(config.num_features) < 1 or int(config.samples_per_node) < 1:
         raise ValueError("num_features and samples_per_node must be >= 1")
     return [Cell(r, a) for r in regimes for a in alphas]

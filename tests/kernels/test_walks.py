@@ -90,6 +90,21 @@ def test_uniform_law_of_x_t(t):
     testing.assert_chi_square(_histogram(w[:, t], 34), expected)
 
 
+def test_uniform_and_metropolis_hastings_reach_their_stationary_laws():
+    # The exact laws after 80 (simple walk) and 300 (Metropolis-Hastings, uniform
+    # target: it mixes slower) steps are within 1e-4 (TV) of the stationary ones.
+    g = graphs.karate_club()
+    degree = np.diff(np.asarray(g.indptr)).astype(float)
+    for law, stationary in ((_law_after(_row_normalised(_dense(g)), 0, 80), degree / degree.sum()),
+                            (_law_after(_mh_dense(g, None), 0, 300), np.full(34, 1 / 34))):
+        assert 0.5 * np.abs(law - stationary).sum() < 1e-4
+    starts = jnp.zeros(20_000, jnp.int32)
+    w = walks.uniform(jax.random.key(12), g, starts, 80)
+    testing.assert_chi_square(_histogram(w[:, -1], 34), degree / degree.sum())
+    w = walks.metropolis_hastings(jax.random.key(13), g, starts, 300)
+    testing.assert_chi_square(_histogram(w[:, -1], 34), np.full(34, 1 / 34))
+
+
 def test_uniform_ignores_weights_and_weighted_follows_them():
     g = _small(weighted=True)
     starts = jnp.full(30_000, 3, jnp.int32)
