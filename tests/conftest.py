@@ -7,6 +7,8 @@ os.environ["XLA_FLAGS"] = (
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+import gc  # noqa: E402
+
 import jax  # noqa: E402  (must follow the XLA_FLAGS update)
 import pytest  # noqa: E402
 
@@ -18,6 +20,19 @@ def pytest_configure(config):
             f"tests need 8 CPU devices, got {jax.device_count()}: was a JAX backend "
             "started before tests/conftest.py?"
         )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drops JAX's compiled programs after each test module.
+
+    Every XLA:CPU executable holds about 3 memory mappings; the whole suite compiles
+    enough programs to reach the kernel's ``vm.max_map_count`` (65530), where the next
+    compilation segfaults. Clearing the caches between modules keeps one module's worth.
+    """
+    yield
+    jax.clear_caches()
+    gc.collect()
 
 
 @pytest.fixture
