@@ -200,9 +200,19 @@ def test_non_backtracking_law_of_three_steps():
     assert np.all(np.asarray(w[:, 1]) == 6) and not np.any(np.asarray(w[:, 2]) == 7)
 
 
-@pytest.mark.parametrize("method", ["rejection", "exact"])
-@pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("p,q", [(0.5, 2.0), (4.0, 0.25)])
+@pytest.mark.parametrize(
+    "method, weighted, p, q",
+    [
+        ("rejection", True, 0.5, 2.0),
+        ("rejection", False, 4.0, 0.25),
+        ("exact", False, 0.5, 2.0),
+        pytest.param("rejection", False, 0.5, 2.0, marks=pytest.mark.slow),
+        pytest.param("rejection", True, 4.0, 0.25, marks=pytest.mark.slow),
+        pytest.param("exact", True, 0.5, 2.0, marks=pytest.mark.slow),
+        pytest.param("exact", False, 4.0, 0.25, marks=pytest.mark.slow),
+        pytest.param("exact", True, 4.0, 0.25, marks=pytest.mark.slow),
+    ],
+)
 def test_node2vec_law_of_three_steps(method, weighted, p, q):
     g = _small(weighted)
     w = walks.node2vec(jax.random.key(8), g, jnp.full(40_000, 3, jnp.int32), 3, p=p, q=q,

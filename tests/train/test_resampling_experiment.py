@@ -149,6 +149,7 @@ def test_registry():
     with pytest.raises(
         ValueError,
         match=r"unknown experiment 'nope'; known: \['dpp_wls', 'fkc_annealing', "
-        r"'lp_coreset', 'particle_filter', 'resampling', 'smc_mixture'\]",
+        r"'lp_coreset', 'particle_filter', 'resampling', 'smc_mixture', 'srrw_sampling', "
+        r"'srrw_token'\]",
     ):
         train.get("nope")

@@ -13,8 +13,8 @@ def small_config():
     config.grid_size = 4
     config.methods = ("srrw", "hdt")
     config.alphas = (0.0, 4.0)
-    config.num_chains = 300
-    config.num_steps = 1500
+    config.num_chains = 200
+    config.num_steps = 1000
     config.record_every = 500
     return config
 
@@ -42,7 +42,7 @@ def test_end_to_end_files_and_headline(straight_run):
     assert summary["complete"] and len(summary["results"]) == 8
     res = {(r["graph"], r["method"], r["alpha"]): r for r in summary["results"]}
     for row in rows:
-        assert row["records"]["n"] == [500, 1000, 1500]
+        assert row["records"]["n"] == [500, 1000]
         assert len(row["curve"]["alpha"]) == len(row["curve"]["theory_ratio"])
     for graph in ("karate", "grid"):
         srrw = res[(graph, "srrw", 4.0)]
@@ -78,7 +78,7 @@ def test_non_finite_estimate_raises_and_keeps_last_checkpoint(straight_run, tmp_
 
 def test_resume_with_other_config_refused(tmp_path):
     helpers.assert_other_config_refused(
-        experiment, small_config, str(tmp_path / "other"), num_steps=3000
+        experiment, small_config, str(tmp_path / "other"), num_steps=2000
     )
 
 
