@@ -39,6 +39,14 @@ MODULES = [
     "jaxsampling.kernels.dpp.legendre",
     "jaxsampling.kernels.dpp.wls",
     "jaxsampling.kernels.dpp.mcmc",
+    "jaxsampling.kernels.ntk",
+    "jaxsampling.kernels.ntk.closed_form",
+    "jaxsampling.kernels.ntk.permutation",
+    "jaxsampling.kernels.ntk.infinite",
+    "jaxsampling.kernels.ntk.rounding",
+    "jaxsampling.kernels.ntk.complexity",
+    "jaxsampling.kernels.ntk.empirical",
+    "jaxsampling.kernels.ntk.ensemble",
 ]
 
 

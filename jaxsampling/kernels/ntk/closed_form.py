@@ -129,7 +129,9 @@ def from_inner_products(
     """
     check_options(activation, parameterization, width)
     q11, q22, q12 = (jnp.asarray(q) for q in (q11, q22, q12))
-    dtype = jnp.result_type(q11, q22, q12, jnp.float32)
+    dtype = jnp.result_type(q11, q22, q12)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        dtype = jnp.result_type(float)
     q11, q22, q12 = (q.astype(dtype) for q in (q11, q22, q12))
     s11, s22, s12 = q11 / input_dim, q22 / input_dim, q12 / input_dim
     nngp, dot = (_relu if activation == "relu" else _erf)(s11, s22, s12)

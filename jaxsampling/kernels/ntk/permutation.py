@@ -95,15 +95,15 @@ def check_num_bits(k: int) -> int:
     return int(k)
 
 
-def check_permutation(permutation: ArrayLike) -> Array:
-    """A concrete permutation of ``0 .. k-1`` as an int32 array, or ``ValueError``."""
+def check_permutation(permutation: ArrayLike) -> np.ndarray:
+    """A concrete permutation of ``0 .. k-1`` as an int32 numpy array, or ``ValueError``."""
     p = np.asarray(permutation)
     if p.ndim != 1 or not np.issubdtype(p.dtype, np.integer):
         raise ValueError(f"permutation must be a 1-D int array, got {p.dtype}{list(p.shape)}")
     check_num_bits(p.shape[0])
     if not np.array_equal(np.sort(p), np.arange(p.shape[0])):
         raise ValueError(f"permutation must hold each of 0 .. {p.shape[0] - 1} once, got {p.tolist()}")
-    return jnp.asarray(p, jnp.int32)
+    return p.astype(np.int32)
 
 
 def training_set(permutation: ArrayLike, dtype=None) -> tuple[Array, Array]:

@@ -51,6 +51,7 @@ def round_outputs(
     *,
     weights: Array | None = None,
     thresholds: Array | None = None,
+    tolerance: float = 0.0,
 ) -> Array:
     """Bits (int32) from real outputs ``[..., k]``.
 
@@ -61,10 +62,14 @@ def round_outputs(
             by ``"threshold"`` and ``"top_h"``.
         thresholds: ``[k]`` thresholds ``c(h)`` indexed by ``h - 1``; needed by
             ``"threshold"``.
+        tolerance: ``"sign"`` only: bit = ``output > tolerance``. ``0`` is the
+            paper's rule; a trained finite network leaves ``~1e-7`` (its
+            training residual, of either sign) where a training input's zero
+            bit should be, so ``0`` misrounds about half of those bits.
     """
     check_rule(rule)
     if rule == "sign":
-        return (outputs > 0).astype(jnp.int32)
+        return (outputs > tolerance).astype(jnp.int32)
     if weights is None:
         raise ValueError(f"rule {rule!r} needs the inputs' Hamming weights (weights=)")
     weights = jnp.asarray(weights)
