@@ -98,6 +98,14 @@ def get_config(arg=None):
     srrw_token.num_steps = 4000
     srrw_token.record_every = 500
 
+    # NTK permutation ensembles at k = 8: 256 networks of width 256 (one program),
+    # groups of 1, 4, 16 and 64, against the closed-form predictions.
+    ntk_permutation = _load_sibling("ntk_permutation").get_config()
+    ntk_permutation.ks = (8,)
+    ntk_permutation.pool_size = 256
+    ntk_permutation.ensemble_sizes = (1, 4, 16, 64)
+    ntk_permutation.width = 256
+
     config = ml_collections.ConfigDict()
     config.experiment = "quickstart"
     config.experiments = ml_collections.ConfigDict(
@@ -110,6 +118,7 @@ def get_config(arg=None):
             "dpp_wls": dpp_wls,
             "srrw_sampling": srrw_sampling,
             "srrw_token": srrw_token,
+            "ntk_permutation": ntk_permutation,
         }
     )
     return config

@@ -103,6 +103,16 @@ _TABLE_COLUMNS = {
         "theory_ratio",
         "bias",
     ),
+    "ntk_permutation": (
+        "k",
+        "rule",
+        "M",
+        "fraction",
+        "predicted_fraction",
+        "all_recovered",
+        "predicted_all",
+        "predicted_m99",
+    ),
     "srrw_token": (
         "regime",
         "alpha",

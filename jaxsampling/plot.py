@@ -29,6 +29,9 @@ experiment) every experiment is plotted. Figures go to ``<workdir>/plots/``:
   inter-quartile range shaded, one panel per norm p: exact at p = 2, a lower
   bound otherwise) and ``[<name>_]regression_error.png`` (median relative
   excess of the full-data l_p residual, same layout);
+* ntk_permutation: ``[<name>_]recovery.png`` (per rounding rule, the
+  fraction of inputs recovered and the probability that all are, against the
+  ensemble size M: trained ensembles as points, the Gaussian process as lines);
 * any other metrics file: ``[<name>_]<metric>.png``, one line plot per numeric
   metric against ``step``.
 
@@ -560,6 +563,57 @@ def plot_srrw_token(rows: Sequence[dict[str, Any]], path: str) -> str:
     return _save_with_legend(plt, fig, axes, path)
 
 
+def _ntk_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ntk_permutation (k, rule, M) results of the last row of each k."""
+    blocks = _latest_rows(rows, ("k",), required=("results",))
+    return [r for block in blocks for r in block["results"]]
+
+
+def plot_ntk_permutation(rows: Sequence[dict[str, Any]], path: str) -> str:
+    """Recovery against the ensemble size M: finite ensembles (points) vs the Gaussian process.
+
+    One row of panels per rounding rule: the fraction of the ``2^k - 1`` inputs
+    recovered (+- 2 SE between groups; line: predicted) and the probability
+    that every input is (line: the joint law; dashed: inputs independent).
+
+    Returns:
+        ``path``.
+    """
+    plt = _pyplot()
+    cells = _ntk_rows(rows)
+    rules = list(dict.fromkeys(r["rule"] for r in cells))
+    ks = sorted({r["k"] for r in cells})
+    fig, axes = plt.subplots(len(rules), 2, figsize=(10.0, 3.0 * len(rules)), squeeze=False)
+    for i, rule in enumerate(rules):
+        for j, k in enumerate(ks):
+            chosen = sorted((r for r in cells if r["rule"] == rule and r["k"] == k), key=lambda r: r["M"])
+            m = [r["M"] for r in chosen]
+            color = f"C{j}"
+            ax = axes[i][0]
+            ax.errorbar(m, [r["fraction"] for r in chosen],
+                        yerr=[2 * (r["fraction_se"] or 0.0) for r in chosen], fmt="o", color=color,
+                        markersize=4, capsize=2, label=f"k = {k} (trained)")
+            ax.plot(m, [r["predicted_fraction"] for r in chosen], color=color, alpha=0.7,
+                    label=f"k = {k} (Gaussian process)")
+            ax = axes[i][1]
+            ax.plot(m, [r["all_recovered"] for r in chosen], "o", color=color, markersize=4,
+                    label=f"k = {k} (trained)")
+            if all(r["predicted_all"] is not None for r in chosen):
+                ax.plot(m, [r["predicted_all"] for r in chosen], color=color, alpha=0.7,
+                        label=f"k = {k} (Gaussian process)")
+            ax.plot(m, [r["predicted_all_independent"] for r in chosen], color=color, alpha=0.7,
+                    linestyle="--", linewidth=0.9, label=f"k = {k} (inputs independent)")
+            ax.set_ylim(-0.03, 1.03)
+        for j, label in enumerate(("fraction of inputs recovered", "P(all inputs recovered)")):
+            ax = axes[i][j]
+            ax.set_xscale("log")
+            ax.set_xlabel("ensemble size M")
+            ax.set_ylabel(label)
+            ax.set_title(f"{rule} rule" + (" (the paper's)" if rule == "sign" else ""))
+            ax.grid(alpha=0.3, which="both")
+    return _save_with_legend(plt, fig, axes, path)
+
+
 def _experiment_name(directory: str) -> str | None:
     """``experiment`` from ``directory/config.json``, or None."""
     path = os.path.join(directory, metrics.CONFIG_FILE)
@@ -618,6 +672,8 @@ def plot_experiment(
         ]
     if name == "srrw_token" and _token_rows(rows):
         return [plot_srrw_token(rows, out("errors"))]
+    if name == "ntk_permutation" and _ntk_rows(rows):
+        return [plot_ntk_permutation(rows, out("recovery"))]
     if is_resampling(rows):
         return [plot_resampling(rows, out("loglik_rmse"))]
     return plot_generic(rows, out_dir, prefix)

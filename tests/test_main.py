@@ -49,6 +49,11 @@ _TINY = [
     "--config.experiments.srrw_token.num_runs=4",
     "--config.experiments.srrw_token.num_steps=200",
     "--config.experiments.srrw_token.record_every=100",
+    "--config.experiments.ntk_permutation.ks=(4,)",
+    "--config.experiments.ntk_permutation.pool_size=16",
+    "--config.experiments.ntk_permutation.ensemble_sizes=(1, 4)",
+    "--config.experiments.ntk_permutation.width=16",
+    "--config.experiments.ntk_permutation.gp_samples=64",
 ]
 
 
@@ -91,7 +96,7 @@ def test_quickstart_then_plot(tmp_path):
     ]
     assert sum(line.startswith("systematic") for line in out.splitlines()) == 2
     experiments = ("particle_filter", "smc_mixture", "fkc_annealing", "lp_coreset")
-    for name in experiments + ("dpp_wls", "srrw_sampling", "srrw_token"):
+    for name in experiments + ("dpp_wls", "srrw_sampling", "srrw_token", "ntk_permutation"):
         assert f"== {name} ==" in out
     assert sum(line.startswith("bootstrap ") for line in out.splitlines()) == 1
     assert sum(line.startswith("random_walk ") for line in out.splitlines()) == 1
@@ -99,6 +104,7 @@ def test_quickstart_then_plot(tmp_path):
     assert sum(line.startswith("2  leverage ") for line in out.splitlines()) == 1
     assert sum(line.startswith("karate  srrw ") for line in out.splitlines()) == 2
     assert sum(line.startswith("equal ") for line in out.splitlines()) == 2
+    assert sum(line.startswith("4  sign ") for line in out.splitlines()) == 2
     assert "quickstart wall time:" in out
     assert "JAX process: 0 / 1" in proc.stderr
 
@@ -114,7 +120,7 @@ def test_quickstart_then_plot(tmp_path):
     with open(os.path.join(run_dir, "config.json")) as f:
         assert json.load(f)["num_seeds"] == 4
 
-    for name in experiments + ("dpp_wls", "srrw_sampling", "srrw_token"):
+    for name in experiments + ("dpp_wls", "srrw_sampling", "srrw_token", "ntk_permutation"):
         for file in ("config.json", "metrics.jsonl", "summary.json"):
             assert os.path.exists(os.path.join(workdir, name, file)), (name, file)
     for name in ("smc_mixture", "fkc_annealing"):
@@ -130,6 +136,7 @@ def test_quickstart_then_plot(tmp_path):
             "fkc_annealing_errors",
             "lp_coreset_distortion",
             "lp_coreset_regression_error",
+            "ntk_permutation_recovery",
             "particle_filter_error_vs_particles",
             "resampling_loglik_rmse",
             "smc_mixture_particles",

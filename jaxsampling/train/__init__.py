@@ -29,6 +29,7 @@ EXPERIMENTS: dict[str, str] = {
     "lp_coreset": "jaxsampling.train.lp_coreset:train_and_evaluate",
     "dpp_wls": "jaxsampling.train.dpp_wls:train_and_evaluate",
     "srrw_sampling": "jaxsampling.train.srrw_sampling:train_and_evaluate",
+    "ntk_permutation": "jaxsampling.train.ntk_permutation:train_and_evaluate",
     "srrw_token": "jaxsampling.train.srrw_token:train_and_evaluate",
 }
 

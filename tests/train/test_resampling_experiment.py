@@ -149,7 +149,7 @@ def test_registry():
     with pytest.raises(
         ValueError,
         match=r"unknown experiment 'nope'; known: \['dpp_wls', 'fkc_annealing', "
-        r"'lp_coreset', 'particle_filter', 'resampling', 'smc_mixture', 'srrw_sampling', "
+        r"'lp_coreset', 'ntk_permutation', 'particle_filter', 'resampling', 'smc_mixture', 'srrw_sampling', "
         r"'srrw_token'\]",
     ):
         train.get("nope")

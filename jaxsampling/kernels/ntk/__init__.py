@@ -54,6 +54,7 @@ from jaxsampling.kernels.ntk.closed_form import (
 from jaxsampling.kernels.ntk.complexity import (
     AllInputs,
     all_inputs_probability,
+    critical_ensemble_sizes,
     expected_fraction,
     failure_probability,
     min_ensemble_size,
@@ -90,6 +91,7 @@ __all__ = [
     "binary_inputs",
     "class_moments",
     "ClassMoments",
+    "critical_ensemble_sizes",
     "closed_form",
     "complexity",
     "empirical",
