@@ -27,6 +27,7 @@ from benchmarks import timing
 SUITES: dict[str, str] = {
     "dpp": "benchmarks.dpp:run",
     "leverage": "benchmarks.leverage:run",
+    "ntk": "benchmarks.ntk:run",
     "resampling": "benchmarks.resampling:run",
     "smc": "benchmarks.smc:run",
     "walks": "benchmarks.walks:run",
