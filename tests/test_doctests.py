@@ -59,7 +59,21 @@ def _fast_compiles():
     jax.config.update("jax_disable_most_optimizations", previous)
 
 
-@pytest.mark.parametrize("name", MODULES)
+#: The examples that took over 10 s each in the default run (eager calls compile op by
+#: op): they run with the slow tests, so that the default run stays under 20 minutes.
+SLOW = {
+    "jaxsampling.kernels.leverage.sampling",
+    "jaxsampling.kernels.leverage.sensitivity",
+    "jaxsampling.kernels.leverage.sketch",
+    "jaxsampling.kernels.dpp.ensemble",
+    "jaxsampling.kernels.dpp.volume",
+    "jaxsampling.train.kalman",
+}
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(m, marks=pytest.mark.slow) if m in SLOW else m for m in MODULES]
+)
 def test_docstring_examples(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

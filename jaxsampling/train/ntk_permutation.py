@@ -93,6 +93,8 @@ def check_config(config: Any) -> tuple[list[int], list[int]]:
         raise ValueError(f"width must be >= 1, got {config.width}")
     if int(config.steps_per_bit) < 1:
         raise ValueError(f"steps_per_bit must be >= 1, got {config.steps_per_bit}")
+    if not 2 <= int(config.gp_max_k) <= 14:
+        raise ValueError(f"gp_max_k must be in [2, 14] (an eigh of a 2^k-square matrix), got {config.gp_max_k}")
     if int(config.gp_samples) < 64 or int(config.gp_samples) % 64:
         raise ValueError(f"gp_samples must be a positive multiple of 64, got {config.gp_samples}")
     return ks, sizes
@@ -138,9 +140,9 @@ def block_rows(ks: list[int], sizes: list[int], config: Any, state: ExperimentSt
     n = 2**k - 1
     results = []
     critical = state.critical[b].astype(np.float64)
-    joint = bool(np.all(np.isfinite(critical) | np.isinf(critical)))
+    joint = not np.isnan(critical).any()
     for r, rule in enumerate(ntk.RULES):
-        m99 = float(np.quantile(critical[r], TARGET)) if joint else np.nan
+        m99 = float(np.quantile(critical[r], TARGET, method="inverted_cdf")) if joint else np.nan
         for s, m in enumerate(sizes):
             groups = int(config.pool_size) // m
             counts = state.recovered[b, s, :groups, r].astype(np.float64)

@@ -87,8 +87,17 @@ def test_basis_kernel_values_are_the_papers(x64):
     )
 
 
-@pytest.mark.parametrize("k", [3, 7])
-@pytest.mark.parametrize("options", [{}, {"activation": "erf"}, {"parameterization": "standard", "width": 9}])
+@pytest.mark.parametrize(
+    "k, options",
+    [
+        (3, {}),
+        (7, {}),
+        (3, {"activation": "erf"}),
+        (3, {"parameterization": "standard", "width": 9}),
+        pytest.param(7, {"activation": "erf"}, marks=pytest.mark.slow),
+        pytest.param(7, {"parameterization": "standard", "width": 9}, marks=pytest.mark.slow),
+    ],
+)
 def test_binary_form_has_2k_minus_1_values_equal_to_dense(k, options, x64):
     dense = ntk.two_layer(ntk.all_inputs(k), np.eye(k), **options)
     for field in ("nngp", "ntk"):
@@ -168,7 +177,7 @@ def _numpy_posterior(x_train, y_train, x_test, t=None, lr=1.0, options=None):
     return g @ y_train, cov
 
 
-@pytest.mark.parametrize("t", [None, 0.5, 7.0])
+@pytest.mark.parametrize("t", [None, 7.0, pytest.param(0.5, marks=pytest.mark.slow)])
 def test_dense_predictor_matches_independent_formula(t, x64):
     key1, key2, key3 = jax.random.split(jax.random.key(0), 3)
     x_train = np.asarray(jax.random.normal(key1, (6, 3)))
@@ -196,8 +205,23 @@ def test_gradient_descent_steps_are_the_discrete_flow(x64):
     np.testing.assert_allclose(np.asarray(pred.mean)[rows][np.argsort(order)] - y_train, residual, atol=1e-12)
 
 
-@pytest.mark.parametrize("time", [{}, {"t": 3.0}, {"steps": 40}])
-@pytest.mark.parametrize("options", [{}, {"activation": "erf"}, {"parameterization": "standard", "width": 16}])
+_ERF, _STANDARD = {"activation": "erf"}, {"parameterization": "standard", "width": 16}
+
+
+@pytest.mark.parametrize(
+    "time, options",
+    [
+        ({}, {}),
+        ({"t": 3.0}, {}),
+        ({"steps": 40}, {}),
+        ({"t": 3.0}, _ERF),
+        ({}, _STANDARD),
+        pytest.param({}, _ERF, marks=pytest.mark.slow),
+        pytest.param({"steps": 40}, _ERF, marks=pytest.mark.slow),
+        pytest.param({"t": 3.0}, _STANDARD, marks=pytest.mark.slow),
+        pytest.param({"steps": 40}, _STANDARD, marks=pytest.mark.slow),
+    ],
+)
 def test_hamming_posterior_equals_dense_predictor(time, options, x64):
     x_train, y_train = ntk.training_set(PI)
     x_test = ntk.all_inputs(5)
@@ -346,3 +370,60 @@ def test_bad_input_raises():
         ntk.round_outputs(jnp.zeros((2, 3)), "top_h")
     with pytest.raises(ValueError, match="target"):
         ntk.min_ensemble_size(ntk.permutation_posterior(4), 1.5, "sign")
+
+
+def test_joint_law_critical_sizes_match_brute_force_gaussian_draws(x64):
+    """P(M* <= M) against rounding M-model averages drawn directly from the joint law (k = 5)."""
+    k = 5
+    crit = np.asarray(ntk.critical_ensemble_sizes(jax.random.key(0), k, num_samples=4096))
+    x = np.asarray(ntk.all_inputs(k))
+    x = x[x.sum(1) > 1]  # training inputs: deterministic at convergence
+    x_train, y_train = ntk.training_set(np.arange(k))
+    pred = ntk.predict(x_train, y_train, x, full_covariance=True)
+    lam, vecs = np.linalg.eigh(np.asarray(pred.covariance))
+    factor = vecs * np.sqrt(np.maximum(lam, 0))
+    rng = np.random.default_rng(1)
+    draws = 4000
+    noise = np.einsum("skn,mn->smk", rng.standard_normal((draws, k, len(x))), factor)
+    weights = jnp.asarray(x.sum(1).astype(int))
+    cut = ntk.midpoint_thresholds(ntk.permutation_posterior(k))
+    for num_models in (2, 8, 32, 128):
+        outputs = np.asarray(pred.mean)[None] + noise / np.sqrt(num_models)
+        for r, rule in enumerate(ntk.RULES):
+            bits = ntk.round_outputs(jnp.asarray(outputs), rule, weights=weights, thresholds=cut)
+            direct = np.mean(np.all(np.asarray(bits) == x[None], axis=(1, 2)))
+            mc = np.mean(crit[r] <= num_models)
+            se = np.sqrt(direct * (1 - direct) / draws + mc * (1 - mc) / len(crit[r]))
+            assert abs(direct - mc) <= 5 * se + 1e-12, (rule, num_models, direct, mc)
+
+
+def test_edge_inputs_and_validation(x64):
+    # Parallel and zero inputs: theta = 0 exactly on the Gram diagonal, 0 kernels at 0.
+    x = np.array([[1.0, 2.0, 0.5], [2.0, 4.0, 1.0], [0.0, 0.0, 0.0]])
+    kern = ntk.two_layer(x)
+    np.testing.assert_allclose(kern.nngp[0, 1], np.sqrt(5.25 * 21) / 3 / 2, rtol=1e-12)
+    np.testing.assert_allclose(np.diag(kern.ntk)[:2], [5.25 / 3, 21 / 3], rtol=1e-12)
+    np.testing.assert_array_equal(kern.ntk[2], 0.0)
+    with jax.enable_x64(False):
+        rows = np.asarray(jax.random.normal(jax.random.key(0), (200, 7)))
+        exact = 2 * np.sum(rows.astype(np.float64) ** 2, 1) / 7 / 2
+        np.testing.assert_allclose(np.diag(ntk.two_layer(rows).ntk), exact, rtol=1e-6)
+    post = ntk.permutation_posterior(12)
+    assert ntk.min_ensemble_size(post, 0.99, "sign", max_models=1500) == 1241
+    assert ntk.min_ensemble_size(post, 0.99, "sign", max_models=1000) is None
+    with pytest.raises(ValueError, match="k = 12 bits"):
+        ntk.expand(post, ntk.all_inputs(5), np.arange(5))
+    with pytest.raises(ValueError, match="permutation"):
+        ntk.targets(ntk.all_inputs(3), np.array([0, 0, 1]))
+    with pytest.raises(ValueError, match="thresholds"):
+        ntk.round_outputs(jnp.zeros((2, 3)), "threshold", weights=jnp.ones(2, int), thresholds=jnp.zeros(5))
+    with pytest.raises(ValueError, match="num_models"):
+        ntk.failure_probability(post, 0, "sign")
+    with pytest.raises(ValueError, match="t must be"):
+        ntk.permutation_posterior(4, t=-1.0)
+    with pytest.raises(ValueError, match="steps"):
+        ntk.permutation_posterior(4, steps=2.5)
+    with pytest.raises(ValueError, match="input_dim"):
+        ntk.from_inner_products(1.0, 1.0, 1.0, 0)
+    with pytest.raises(ValueError, match="activation"):
+        ntk.TwoLayer(4, 2, activation="tanh").init(jax.random.key(0), jnp.ones((1, 3)))

@@ -128,6 +128,8 @@ def from_inner_products(
         :class:`Kernels` broadcast to the inputs' common shape.
     """
     check_options(activation, parameterization, width)
+    if isinstance(input_dim, bool) or int(input_dim) != input_dim or input_dim < 1:
+        raise ValueError(f"input_dim must be an int >= 1, got {input_dim!r}")
     q11, q22, q12 = (jnp.asarray(q) for q in (q11, q22, q12))
     dtype = jnp.result_type(q11, q22, q12)
     if not jnp.issubdtype(dtype, jnp.floating):
@@ -162,11 +164,12 @@ def two_layer(
         :class:`Kernels` of shape ``[n1, n2]`` (``[n1]`` when ``diagonal``).
 
     Raises:
-        ValueError: ``x1`` / ``x2`` not 2-D float arrays with the same number of
-            columns, or a bad option.
+        ValueError: ``x1`` / ``x2`` not 2-D arrays with the same number of columns
+            (integer and bool inputs are cast to float), or a bad option.
     """
-    x1 = _check_inputs(x1, "x1")
-    x2 = x1 if x2 is None else _check_inputs(x2, "x2")
+    same = x2 is None
+    x1 = check_inputs(x1, "x1")
+    x2 = x1 if same else check_inputs(x2, "x2")
     if x1.shape[1] != x2.shape[1]:
         raise ValueError(f"x1 and x2 need the same number of columns, got {x1.shape} and {x2.shape}")
     sq1 = jnp.sum(x1 * x1, axis=1)
@@ -176,17 +179,23 @@ def two_layer(
             raise ValueError(f"diagonal=True needs x1 and x2 of one shape, got {x1.shape}, {x2.shape}")
         q11, q22, q12 = sq1, sq2, jnp.sum(x1 * x2, axis=1)
     else:
-        q11, q22, q12 = sq1[:, None], sq2[None, :], x1 @ x2.T
+        q12 = x1 @ x2.T
+        if same:  # the norms from the Gram matrix itself: cos(theta) = 1 exactly on its diagonal
+            sq1 = sq2 = jnp.diagonal(q12)
+        q11, q22 = sq1[:, None], sq2[None, :]
     return from_inner_products(
         q11, q22, q12, x1.shape[1],
         activation=activation, parameterization=parameterization, width=width,
     )
 
 
-def _check_inputs(x: ArrayLike, name: str) -> Array:
+def check_inputs(x: ArrayLike, name: str) -> Array:
+    """``x`` as a 2-D float array (integer and bool inputs are cast), or ``ValueError``."""
     x = jnp.asarray(x)
     if x.ndim != 2:
         raise ValueError(f"{name} must be a 2-D [n, d] array, got shape {x.shape}")
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):
+        raise ValueError(f"{name} must be real, got {x.dtype}")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
     return x

@@ -4,8 +4,8 @@ For a function ``apply_fn(params, x) -> [n, outputs]`` (a flax ``model.apply``,
 or ``nnx.merge`` of a split model inside a function), entry
 ``[i, j, a, b] = sum_p d f_a(x1_i) / dp  d f_b(x2_j) / dp``. Computed without
 materialising the Jacobian: one VJP of ``f(x2)`` per output coordinate of
-``x2`` (vmapped), each followed by a JVP of ``f(x1)``, so memory is
-``n2 * outputs`` parameter-sized tangents.
+``x2``, each followed by a JVP of ``f(x1)``, in ``lax.map`` batches of 64, so
+memory is 64 parameter-sized tangents at a time.
 
 Example:
   >>> import jax, jax.numpy as jnp

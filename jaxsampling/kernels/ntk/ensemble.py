@@ -82,6 +82,7 @@ class TwoLayer(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
+        closed_form.check_options(self.activation, self.parameterization, self.width)
         d = x.shape[-1]
         ntk = self.parameterization == "ntk"
         std1, std2 = (1.0, 1.0) if ntk else (d**-0.5, self.width**-0.5)
@@ -118,7 +119,7 @@ class EnsembleStats(NamedTuple):
         output_sum: ``[M, k, 2]`` per network, sum of its outputs over inputs of
             weight ``h`` whose target bit is 1 (``[..., 0]``) or 0 (``[..., 1]``).
         output_sq_sum: ``[M, k, 2]`` the same for squared outputs.
-        counts: ``[k, 2]`` number of (input, output) pairs in each class.
+        counts: ``int32[k, 2]`` number of (input, output) pairs in each class.
     """
 
     recovered: tuple[Array, ...]
@@ -216,12 +217,12 @@ def evaluate(
         thresholds: ``[k]`` thresholds of the ``"threshold"`` rule; default the
             infinite-width midpoints (:func:`.midpoint_thresholds`).
         chunk_size: Inputs per chunk (default :func:`default_chunk_size`).
-        sign_tolerance: The ``"sign"`` rule's bit is ``output > sign_tolerance``
-            (:func:`.round_outputs`): a trained network reproduces a training
-            input's zero bit only up to its training residual (``~1e-7`` in
-            float32, of either sign), which the paper's strict ``> 0`` misrounds
-            half of the time; ``1e-4`` absorbs it and moves the other inputs'
-            recovery probabilities by ``O(1e-4 / sigma)``.
+        sign_tolerance: On the training inputs (weight 1) the ``"sign"`` rule's bit
+            is ``output > sign_tolerance`` (:func:`.round_outputs`): a trained
+            network reproduces a training input's zero bit only up to its
+            training residual (``~1e-7`` in float32, of either sign), which the
+            paper's strict ``> 0`` misrounds half of the time. Every other input
+            is rounded at exactly ``0``, as the predictions assume.
         activation, parameterization: The network the parameters belong to.
 
     Returns:
@@ -260,6 +261,7 @@ def evaluate(
         x = binary_inputs(jnp.where(valid, codes, 1), k, dtype)
         target = targets(x, perm)
         weight = jnp.sum(x, axis=-1).astype(jnp.int32)
+        tolerance = jnp.where(weight == 1, sign_tolerance, 0.0).astype(dtype)
         preds = sharding.map_batch(outputs, params, x)  # [M, chunk, k]
         by_weight = jax.nn.one_hot(weight - 1, k, dtype=dtype) * valid[:, None]
         by_class = jnp.stack([target, 1 - target], axis=-1)  # [chunk, k, 2]
@@ -273,14 +275,15 @@ def evaluate(
             hits = []
             for rule in RULES:
                 bits = round_outputs(
-                    means, rule, weights=weight, thresholds=thresholds, tolerance=sign_tolerance
+                    means, rule, weights=weight, thresholds=thresholds, tolerance=tolerance
                 )
                 ok = jnp.all(bits == target.astype(jnp.int32), axis=-1) & valid
                 hits.append(ok.astype(jnp.int32) @ by_weight.astype(jnp.int32))
             recovered.append(jnp.stack(hits, axis=1))
         sums, squares, counts = carry[:3]
         new = [sums + out_sum, squares + out_sq]
-        return (*new, counts + jnp.einsum("cjb,ch->hb", by_class, by_weight), *[
+        counted = jnp.einsum("cjb,ch->hb", by_class.astype(jnp.int32), by_weight.astype(jnp.int32))
+        return (*new, counts + counted, *[
             r + d for r, d in zip(carry[3:], recovered)
         ]), None
 
@@ -288,7 +291,7 @@ def evaluate(
     init = (
         sharding.reshard_like(zeros, sharding.explicit_batch_axis(w1)),
         sharding.reshard_like(zeros, sharding.explicit_batch_axis(w1)),
-        jnp.zeros((k, 2), dtype),
+        jnp.zeros((k, 2), jnp.int32),
         *[jnp.zeros((num_models // g, len(RULES), k), jnp.int32) for g in group_sizes],
     )
     final, _ = jax.lax.scan(body, init, jnp.arange(num_chunks))
@@ -318,7 +321,7 @@ def class_moments(stats: EnsembleStats) -> ClassMoments:
     network's per-class averages are one sample, and the standard errors
     come from their spread over the ``M`` networks.
     """
-    counts = jnp.maximum(stats.counts, 1)
+    counts = jnp.maximum(stats.counts, 1).astype(stats.output_sum.dtype)
     first = stats.output_sum / counts  # [M, k, 2]
     second = stats.output_sq_sum / counts
     m = first.shape[0]

@@ -40,8 +40,33 @@ from typing import NamedTuple
 import jax.numpy as jnp
 
 from jaxsampling.kernels.ntk import closed_form
-from jaxsampling.kernels.ntk.permutation import fitted
 from jaxsampling.types import Array, ArrayLike
+
+
+def fitted_fraction(eigenvalues: Array, n: int, learning_rate, t, steps) -> Array:
+    """``1 - exp(-eta t lambda / n)`` (gradient flow) or ``1 - (1 - eta lambda / n)^steps`` (GD).
+
+    The part of the residual along an eigenvector of the training NTK (eigenvalue
+    ``lambda``) that training has removed: 1 at convergence (``t = steps = None``).
+
+    Raises:
+        ValueError: both ``t`` and ``steps``; a negative ``t``; ``steps`` not an
+            int ``>= 0``; ``learning_rate <= 0`` (when concrete).
+    """
+    if t is not None and steps is not None:
+        raise ValueError("give at most one of t (gradient flow) and steps (gradient descent)")
+    if isinstance(t, (int, float)) and t < 0:
+        raise ValueError(f"t must be >= 0, got {t}")
+    if steps is not None and (isinstance(steps, bool) or int(steps) != steps or steps < 0):
+        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+    if isinstance(learning_rate, (int, float)) and learning_rate <= 0:
+        raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
+    rate = learning_rate * eigenvalues / n
+    if steps is not None:
+        return 1 - (1 - rate) ** steps
+    if t is None:
+        return jnp.ones_like(eigenvalues)
+    return -jnp.expm1(-rate * t)
 
 
 class Prediction(NamedTuple):
@@ -105,7 +130,7 @@ def gradient_descent_mse(
     else:
         safe = jnp.where(jnp.abs(lam) > tiny, lam, 1.0)
         flat = (learning_rate / n) * (t if t is not None else steps)  # the lambda -> 0 limit
-        coef = jnp.where(jnp.abs(lam) > tiny, fitted(safe, n, learning_rate, t, steps) / safe, flat)
+        coef = jnp.where(jnp.abs(lam) > tiny, fitted_fraction(safe, n, learning_rate, t, steps) / safe, flat)
     a = (vecs * coef) @ vecs.T
     g = test_train.ntk @ a  # [n_test, n]
     mean = g @ y_train.astype(g.dtype)
@@ -150,8 +175,8 @@ def predict(
         :class:`Prediction`.
     """
     options = dict(activation=activation, parameterization=parameterization, width=width)
-    x_train = closed_form._check_inputs(x_train, "x_train")
-    x_test = closed_form._check_inputs(x_test, "x_test")
+    x_train = closed_form.check_inputs(x_train, "x_train")
+    x_test = closed_form.check_inputs(x_test, "x_test")
     if x_test.shape[1] != x_train.shape[1]:
         raise ValueError(f"x_test needs {x_train.shape[1]} columns like x_train, got {x_test.shape}")
     y_train = jnp.asarray(y_train)

@@ -22,7 +22,7 @@ input ``x`` of weight ``h`` has inner products ``(h, 1, x_i)``, so only
 every function of them (inverse, ``exp(-eta t Theta / n)``, products) is of the
 same form, with eigenvalue ``a`` on ``1^perp`` and ``a + k b`` on ``1``. The
 infinite-width ensemble after gradient flow on ``L = (1/2n) sum_i |f(x_i) - y_i|^2``
-for time ``t`` (``n = k``; :mod:`.predict` has the general form) has, for an
+for time ``t`` (``n = k``; :func:`.infinite.predict` has the general form) has, for an
 output whose target bit is ``1`` or ``0`` and ``A = Theta^{-1}(I - e^{-eta t Theta / n})``,
 
 .. math::
@@ -52,6 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsampling.kernels.ntk import closed_form
+from jaxsampling.kernels.ntk.infinite import fitted_fraction
 from jaxsampling.types import Array, ArrayLike
 
 
@@ -129,7 +130,9 @@ def all_inputs(k: int, dtype=None) -> Array:
 
 def targets(inputs: Array, permutation: ArrayLike) -> Array:
     """The permuted inputs: output ``pi(i)`` of row ``x`` is ``x_i``."""
-    p = jnp.asarray(permutation)
+    p = jnp.asarray(permutation if isinstance(permutation, jax.core.Tracer) else check_permutation(permutation))
+    if inputs.shape[-1] != p.shape[0]:
+        raise ValueError(f"inputs have {inputs.shape[-1]} bits, the permutation {p.shape[0]}")
     inverse = jnp.zeros_like(p).at[p].set(jnp.arange(p.shape[0], dtype=p.dtype))
     return inputs[..., inverse]
 
@@ -155,22 +158,6 @@ def hamming_kernels(
         test_zero=kernels(h, one, zero),
         test_diagonal=kernels(h, h, h),
     )
-
-
-def fitted(eigenvalues: Array, n: int, learning_rate, t, steps) -> Array:
-    """``1 - exp(-eta t lambda / n)`` (gradient flow) or ``1 - (1 - eta lambda / n)^steps`` (GD).
-
-    The part of the residual along an eigenvector of the training NTK that
-    training has removed: 1 at convergence (``t = steps = None``).
-    """
-    if t is not None and steps is not None:
-        raise ValueError("give at most one of t (gradient flow) and steps (gradient descent)")
-    rate = learning_rate * eigenvalues / n
-    if steps is not None:
-        return 1 - (1 - rate) ** steps
-    if t is None:
-        return jnp.ones_like(eigenvalues)
-    return -jnp.expm1(-rate * t)
 
 
 def permutation_posterior(
@@ -204,7 +191,7 @@ def permutation_posterior(
 
     lam = eigen(kern.train_diagonal.ntk, kern.train_off_diagonal.ntk)
     nngp_lam = eigen(kern.train_diagonal.nngp, kern.train_off_diagonal.nngp)
-    a = fitted(lam, k, learning_rate, t, steps) / lam  # A = Theta^-1 (I - E)
+    a = fitted_fraction(lam, k, learning_rate, t, steps) / lam  # A = Theta^-1 (I - E)
     b = a * a * nngp_lam  # A K A
 
     h = jnp.arange(1, k + 1, dtype=lam.dtype)
@@ -238,7 +225,15 @@ def permutation_posterior(
 
 
 def expand(posterior: HammingPosterior, inputs: Array, permutation: ArrayLike) -> tuple[Array, Array]:
-    """Per-input ``(mean [n, k], variance [n])`` from the per-weight posterior."""
+    """Per-input ``(mean [n, k], variance [n])`` from the per-weight posterior.
+
+    ``inputs`` must be nonzero binary rows (the task's inputs; the zero input
+    has no Hamming weight in the posterior).
+    """
+    if posterior.mean_one.shape[-1] != inputs.shape[-1]:
+        raise ValueError(
+            f"the posterior is for k = {posterior.mean_one.shape[-1]} bits, the inputs have {inputs.shape[-1]}"
+        )
     weight = jnp.sum(inputs, axis=-1).astype(jnp.int32)
     target = targets(inputs, permutation)
     index = jnp.clip(weight - 1, 0, inputs.shape[-1] - 1)

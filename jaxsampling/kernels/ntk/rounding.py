@@ -6,7 +6,8 @@ Three rules, from the least to the most use of the task's structure:
   Rounding at ``1/2`` fails even with infinitely many models (``mu_1(h)`` falls
   below ``1/2`` for large weights ``h``); ``0`` separates the means
   ``mu_0(h) <= 0 < mu_1(h)`` for every ``h``, but the zero-bit mean sits just below
-  it, so many models are needed.
+  it, so many models are needed (for relu; with erf ``mu_0 = 0`` exactly and the
+  sign rule never gets there).
 * ``"threshold"``: bit = ``output > c(h)``, ``c(h) = (mu_1(h) + mu_0(h)) / 2``
   between the two class means of the input's Hamming weight ``h``
   (:func:`midpoint_thresholds`).
@@ -62,14 +63,17 @@ def round_outputs(
             by ``"threshold"`` and ``"top_h"``.
         thresholds: ``[k]`` thresholds ``c(h)`` indexed by ``h - 1``; needed by
             ``"threshold"``.
-        tolerance: ``"sign"`` only: bit = ``output > tolerance``. ``0`` is the
+        tolerance: ``"sign"`` only: bit = ``output > tolerance`` (a scalar, or
+            one value per input, shaped ``outputs.shape[:-1]``). ``0`` is the
             paper's rule; a trained finite network leaves ``~1e-7`` (its
             training residual, of either sign) where a training input's zero
             bit should be, so ``0`` misrounds about half of those bits.
     """
     check_rule(rule)
     if rule == "sign":
-        return (outputs > tolerance).astype(jnp.int32)
+        tolerance = jnp.asarray(tolerance)
+        cut = tolerance[..., None] if tolerance.ndim else tolerance
+        return (outputs > cut).astype(jnp.int32)
     if weights is None:
         raise ValueError(f"rule {rule!r} needs the inputs' Hamming weights (weights=)")
     weights = jnp.asarray(weights)
@@ -77,7 +81,10 @@ def round_outputs(
         if thresholds is None:
             raise ValueError("rule 'threshold' needs thresholds= (see midpoint_thresholds)")
         k = outputs.shape[-1]
-        cut = jnp.asarray(thresholds)[jnp.clip(weights - 1, 0, k - 1)]
+        thresholds = jnp.asarray(thresholds)
+        if thresholds.shape != (k,):
+            raise ValueError(f"thresholds must be [{k}] (one per Hamming weight), got {thresholds.shape}")
+        cut = thresholds[jnp.clip(weights - 1, 0, k - 1)]
         return (outputs > cut[..., None]).astype(jnp.int32)
     order = jnp.argsort(-outputs, axis=-1, stable=True)
     rank = jnp.argsort(order, axis=-1, stable=True)
