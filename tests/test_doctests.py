@@ -59,9 +59,15 @@ def _fast_compiles():
     jax.config.update("jax_disable_most_optimizations", previous)
 
 
-#: The examples that took over 10 s each in the default run (eager calls compile op by
-#: op): they run with the slow tests, so that the default run stays under 20 minutes.
+#: The examples that took over 4 s each in the default run (eager calls compile op by
+#: op): they run with the slow tests, so that the default run stays near 20 minutes.
 SLOW = {
+    "jaxsampling.kernels.leverage",
+    "jaxsampling.kernels.leverage.lewis",
+    "jaxsampling.kernels.leverage.regression",
+    "jaxsampling.kernels.smc.correctors",
+    "jaxsampling.kernels.smc.tempering",
+    "jaxsampling.kernels.dpp.projection",
     "jaxsampling.kernels.leverage.sampling",
     "jaxsampling.kernels.leverage.sensitivity",
     "jaxsampling.kernels.leverage.sketch",

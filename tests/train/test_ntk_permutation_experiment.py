@@ -12,8 +12,8 @@ def small_config():
     config.ks = (4, 6)
     config.pool_size = 64
     config.ensemble_sizes = (1, 4, 16)
-    config.width = 64
-    config.gp_samples = 256
+    config.width = 32
+    config.gp_samples = 128
     return config
 
 
@@ -36,7 +36,7 @@ def test_end_to_end_files_and_headline(straight_run):
                 r = res[(k, rule, m)]
                 assert r["groups"] == 64 // m
                 # Trained ensembles follow the Gaussian process: 5 SE between groups, plus
-                # 0.05 for the finite-width bias (width 64).
+                # 0.05 for the finite-width bias (width 32).
                 se = r["fraction_se"] or 0.0
                 assert abs(r["fraction"] - r["predicted_fraction"]) <= 5 * se + 0.05, r
                 assert r["predicted_all"] is not None and r["predicted_m99"] is not None
@@ -66,7 +66,7 @@ def test_non_finite_moments_raise_and_keep_last_checkpoint(straight_run, tmp_pat
 
 
 def test_resume_with_other_config_refused(tmp_path):
-    helpers.assert_other_config_refused(experiment, small_config, str(tmp_path / "other"), width=32)
+    helpers.assert_other_config_refused(experiment, small_config, str(tmp_path / "other"), width=16)
 
 
 @pytest.mark.parametrize(

@@ -348,7 +348,13 @@ def test_wls_fit_matches_numpy_and_masking(x64):
 
 
 @pytest.mark.parametrize(
-    "design", ["iid", "dpp", "volume_rescaled_4m", "repeated_dpp_4"]
+    "design",
+    [
+        "iid",
+        "dpp",
+        pytest.param("volume_rescaled_4m", marks=pytest.mark.slow),
+        pytest.param("repeated_dpp_4", marks=pytest.mark.slow),
+    ],
 )
 def test_wls_recovers_polynomials_in_the_space(design, x64):
     if design == "iid":

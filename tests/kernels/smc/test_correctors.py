@@ -390,10 +390,8 @@ def _assert_target(estimates, exact):
     testing.assert_mean_close(estimates, exact)
 
 
-@pytest.mark.parametrize(
-    "scheme",
-    ["systematic", pytest.param("killing", marks=pytest.mark.slow)],
-)
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["systematic", "killing"])
 def test_annealing_2d_corrected_passes_uncorrected_fails(scheme):
     exact = _annealing_exact()
     _assert_target(_annealing_estimates(True, 512, 100, NUM_SEEDS, scheme), exact)
