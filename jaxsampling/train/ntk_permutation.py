@@ -122,10 +122,6 @@ def pool_statistics(
     return trained.final_loss.max(), moments, recovered
 
 
-def _posterior(k: int) -> ntk.HammingPosterior:
-    return jax.tree.map(np.asarray, ntk.permutation_posterior(k))
-
-
 @functools.lru_cache(maxsize=None)
 def predicted_m99(k: int, rule: str) -> int | None:
     """The closed form's smallest ``M`` recovering every input with probability 0.99
@@ -162,7 +158,7 @@ def block_rows(ks: list[int], sizes: list[int], config: Any, state: ExperimentSt
                 "predicted_m99_independent": predicted_m99(k, rule),
             })
     moments = state.moments[b, :k]
-    gp = _posterior(k)
+    gp = jax.tree.map(np.asarray, post)
     gp_mean = np.stack([gp.mean_one, gp.mean_zero], axis=1)
     present = np.isfinite(moments[..., 0])
     mean_gap = np.abs(moments[..., 0] - gp_mean)[present]
@@ -214,16 +210,15 @@ def train_and_evaluate(config: Any, workdir: str) -> dict:
     def run_block(b, state):
         k = ks[b]
         keys = _blocks.block_keys(root_key, b, pool)
+        run = functools.partial(
+            pool_statistics, permutation=tuple(permutation_for(k, config.seed).tolist()),
+            width=int(config.width), steps=int(config.steps_per_bit) * k, sizes=tuple(sizes))
         if config.get("shard", True) and jax.device_count() > 1 and pool % jax.device_count() == 0:
             mesh = sharding.batch_mesh()
             with jax.set_mesh(mesh):
-                out = pool_statistics(
-                    sharding.shard_batch(keys, mesh), permutation=tuple(permutation_for(k, config.seed).tolist()),
-                    width=int(config.width), steps=int(config.steps_per_bit) * k, sizes=tuple(sizes))
+                out = run(sharding.shard_batch(keys, mesh))
         else:
-            out = pool_statistics(
-                keys, permutation=tuple(permutation_for(k, config.seed).tolist()),
-                width=int(config.width), steps=int(config.steps_per_bit) * k, sizes=tuple(sizes))
+            out = run(keys)
         loss, moments, recovered = jax.tree.map(np.asarray, out)
         _blocks.check_finite("training loss", loss[None], b, f"k={k}")
         present = np.isfinite(moments[..., 0]).sum()

@@ -77,6 +77,7 @@ from jaxsampling.kernels.ntk.permutation import (
     expand,
     hamming_kernels,
     permutation_posterior,
+    select_by_bit,
     targets,
     training_set,
 )
@@ -120,6 +121,7 @@ __all__ = [
     "round_outputs",
     "rounding",
     "RULES",
+    "select_by_bit",
     "targets",
     "train",
     "Trained",

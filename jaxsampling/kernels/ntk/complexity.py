@@ -123,6 +123,14 @@ def all_inputs_probability(posterior: HammingPosterior, num_models, rule: str) -
     return AllInputs(jnp.exp(jnp.sum(counts * jnp.log1p(-q))), 1 - jnp.sum(counts * q))
 
 
+@functools.partial(jax.jit, static_argnames=("rule", "scope"))
+def _reaches(posterior: HammingPosterior, num_models: Array, target, rule: str, scope: str) -> Array:
+    """Whether ``num_models`` averaged models reach ``target`` (compiled once per rule, scope, k)."""
+    if scope == "all":
+        return all_inputs_probability(posterior, num_models, rule).independent >= target
+    return jnp.min(1 - failure_probability(posterior, num_models, rule)) >= target
+
+
 def min_ensemble_size(
     posterior: HammingPosterior,
     target: float,
@@ -153,14 +161,8 @@ def min_ensemble_size(
         raise ValueError(f"scope must be 'all' or 'each', got {scope!r}")
     check_rule(rule)
 
-    @jax.jit
-    def reached(m):
-        if scope == "all":
-            return all_inputs_probability(posterior, m, rule).independent >= target
-        return jnp.min(1 - failure_probability(posterior, m, rule)) >= target
-
     def ok(m: int) -> bool:
-        return bool(reached(jnp.asarray(m, posterior.variance.dtype)))
+        return bool(_reaches(posterior, jnp.asarray(m, posterior.variance.dtype), target, rule, scope))
 
     low, high = 0, 1  # ok(low) is False (or low = 0)
     while not ok(high):

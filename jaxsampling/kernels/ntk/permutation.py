@@ -224,6 +224,17 @@ def permutation_posterior(
     return HammingPosterior(mean_one, mean_zero, variance)
 
 
+def select_by_bit(bits: Array, one: Array, zero: Array) -> Array:
+    """``[n, k]``: ``one[h - 1]`` where a bit is set, ``zero[h - 1]`` where not, ``h`` the row's weight.
+
+    Every per-(Hamming weight, bit) quantity of the task (the test-train kernels
+    against ``e_i``, the mean of output ``pi(i)``) expands to all inputs this way.
+    """
+    weight = jnp.sum(bits, axis=-1).astype(jnp.int32)
+    index = jnp.clip(weight - 1, 0, bits.shape[-1] - 1)
+    return jnp.where(bits > 0, one[index][..., None], zero[index][..., None])
+
+
 def expand(posterior: HammingPosterior, inputs: Array, permutation: ArrayLike) -> tuple[Array, Array]:
     """Per-input ``(mean [n, k], variance [n])`` from the per-weight posterior.
 
@@ -235,11 +246,9 @@ def expand(posterior: HammingPosterior, inputs: Array, permutation: ArrayLike) -
             f"the posterior is for k = {posterior.mean_one.shape[-1]} bits, the inputs have {inputs.shape[-1]}"
         )
     weight = jnp.sum(inputs, axis=-1).astype(jnp.int32)
-    target = targets(inputs, permutation)
     index = jnp.clip(weight - 1, 0, inputs.shape[-1] - 1)
-    m1 = posterior.mean_one[index][..., None]
-    m0 = posterior.mean_zero[index][..., None]
-    return jnp.where(target > 0, m1, m0), posterior.variance[index]
+    mean = select_by_bit(targets(inputs, permutation), posterior.mean_one, posterior.mean_zero)
+    return mean, posterior.variance[index]
 
 
 def num_inputs_of_weight(k: int) -> np.ndarray:
