@@ -32,7 +32,11 @@ from __future__ import annotations
 
 import logging as py_logging
 import os
+import time
+from collections.abc import Callable
 from typing import Any
+
+import jax
 
 import orbax.checkpoint as ocp
 from absl import logging
@@ -176,6 +180,60 @@ class Checkpointer:
         )
         meta = restored[_META]
         return dict(meta) if meta is not None else {}
+
+    def restore_latest_valid(
+        self,
+        abstract_state: ArrayTree,
+        check_meta: Callable[[dict[str, Any]], None] | None = None,
+    ) -> tuple[int, ArrayTree, dict[str, Any]] | None:
+        """Restores the newest step that loads, skipping corrupt ones with a warning.
+
+        Steps are tried from the newest. A step whose ``meta`` or ``state``
+        fails to load (truncated or garbled files, a missing item) is never
+        used: it is logged as a warning and moved out of the way into
+        ``<directory>.corrupt/<step>-<time>`` (kept for inspection, and so
+        that the resumed run can save that step again).
+
+        Args:
+            abstract_state: the restore target (see :meth:`restore`).
+            check_meta: called with each candidate's meta before its state is
+                read; its ``ValueError`` (a checkpoint of another run) is
+                raised, not skipped.
+
+        Returns:
+            ``(step, state, meta)``, or None if no step loads.
+        """
+        for step in reversed(self.all_steps()):
+            try:
+                meta = self.restore_meta(step)
+            except Exception as error:  # noqa: BLE001 - any load failure is corruption
+                self._set_aside(step, error)
+                continue
+            if check_meta is not None:
+                check_meta(meta)
+            try:
+                state, meta = self.restore(step, abstract_state)
+            except Exception as error:  # noqa: BLE001
+                self._set_aside(step, error)
+                continue
+            return step, state, meta
+        return None
+
+    def _set_aside(self, step: int, error: BaseException) -> None:
+        corrupt = f"{self.directory}.corrupt"
+        target = os.path.join(corrupt, f"{step}-{time.time_ns()}")
+        logging.warning(
+            "skipping corrupt checkpoint step %d in %s (%s: %s); moved to %s",
+            step, self.directory, type(error).__name__, str(error)[:200], target,
+        )
+        if jax.process_index() == 0:
+            os.makedirs(corrupt, exist_ok=True)
+            os.replace(os.path.join(self.directory, str(step)), target)
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices(f"checkpoint_set_aside_{step}")
+        self._manager.reload()
 
     def _existing_step(self, step: int | None) -> int:
         if step is None:

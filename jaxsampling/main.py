@@ -14,6 +14,20 @@ Quick start (every experiment shrunk, a summary table at the end):
 
 Config fields can be overridden, e.g. ``--config.num_seeds=16`` or
 ``--config.experiments.resampling.num_seeds=4``.
+
+Several hosts (``--multihost``): every process runs the same command with
+its ``--process_id`` (or ``JAX_PROCESS_ID``), the same
+``--coordinator_address`` (``JAX_COORDINATOR_ADDRESS``, host:port of process
+0) and ``--num_processes`` (``JAX_NUM_PROCESSES``), and a workdir on a shared
+file system; ``jax.distributed.initialize`` joins them into one runtime whose
+global mesh spans every process's devices. On CPU the collectives use gloo.
+With no address and count given, JAX's cluster auto-detection (SLURM, TPU
+pods, Kubernetes, ...) fills them in. Two processes on one machine::
+
+  for i in 0 1; do
+    python -m jaxsampling.main --multihost --coordinator_address=localhost:12355 \
+      --num_processes=2 --process_id=$i --config=configs/rs2.py --workdir=runs/rs2 &
+  done; wait
 """
 
 import time
@@ -33,6 +47,25 @@ _CONFIG = config_flags.DEFINE_config_file(
 )
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Directory for metrics, checkpoints, summary."
+)
+
+_MULTIHOST = flags.DEFINE_bool(
+    "multihost", False, "Join a multi-process run with jax.distributed.initialize."
+)
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address",
+    os.environ.get("JAX_COORDINATOR_ADDRESS"),
+    "host:port of process 0 (default: $JAX_COORDINATOR_ADDRESS or auto-detected).",
+)
+_NUM_PROCESSES = flags.DEFINE_integer(
+    "num_processes",
+    int(os.environ["JAX_NUM_PROCESSES"]) if "JAX_NUM_PROCESSES" in os.environ else None,
+    "Number of processes (default: $JAX_NUM_PROCESSES or auto-detected).",
+)
+_PROCESS_ID = flags.DEFINE_integer(
+    "process_id",
+    int(os.environ["JAX_PROCESS_ID"]) if "JAX_PROCESS_ID" in os.environ else None,
+    "This process's index (default: $JAX_PROCESS_ID or auto-detected).",
 )
 
 _TABLE_COLUMNS = {
@@ -113,6 +146,16 @@ _TABLE_COLUMNS = {
         "predicted_all",
         "predicted_m99",
     ),
+    "rs2": (
+        "arm",
+        "final_accuracy",
+        "selection_time",
+        "train_time",
+        "examples_to_90",
+        "time_ratio_90",
+        "examples_to_95",
+        "time_ratio_95",
+    ),
     "srrw_token": (
         "regime",
         "alpha",
@@ -155,9 +198,25 @@ def run_quickstart(config, workdir: str, times: dict | None = None) -> dict:
     return summaries
 
 
+def initialize_distributed(
+    coordinator_address: str | None, num_processes: int | None, process_id: int | None
+) -> None:
+    """``jax.distributed.initialize``; CPU devices (if used) talk through gloo."""
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address=coordinator_address,
+        num_processes=num_processes,
+        process_id=process_id,
+    )
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError("Too many command-line arguments.")
+    if _MULTIHOST.value:
+        initialize_distributed(
+            _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value
+        )
     logging.info("JAX process: %d / %d", jax.process_index(), jax.process_count())
     logging.info("JAX local devices: %r", jax.local_devices())
     config = _CONFIG.value

@@ -31,6 +31,7 @@ EXPERIMENTS: dict[str, str] = {
     "srrw_sampling": "jaxsampling.train.srrw_sampling:train_and_evaluate",
     "ntk_permutation": "jaxsampling.train.ntk_permutation:train_and_evaluate",
     "srrw_token": "jaxsampling.train.srrw_token:train_and_evaluate",
+    "rs2": "jaxsampling.train.rs2:train_and_evaluate",
 }
 
 

@@ -1,0 +1,364 @@
+r"""The training loop every gradient-based trainer shares.
+
+A trainer describes its problem as a :class:`Task` (initial parameters, a
+loss, the batches of any range of steps, an evaluation) and calls
+:func:`fit`, which owns everything else:
+
+* **Update step.** ``params`` are updated by the optax optimiser built from
+  ``config.optimizer`` (:mod:`jaxsampling.train.optim`). The randomness of
+  step ``s`` on device ``d`` is ``fold_in(fold_in(root_key, s), d)``.
+  ``config.steps_per_call`` steps run in one jitted ``lax.scan`` whose state
+  argument is donated.
+* **Data parallelism.** The batch axis is sharded over a 1-D mesh of every
+  device of every process, parameters and optimiser state are replicated.
+  Each device takes the loss and gradient of its rows; they are
+  all-gathered and averaged in device order, so a run gives bit-identical
+  results however its devices are spread over processes (one process with 4
+  devices = two with 2 each). Each process builds only its own rows of each
+  global batch (``Task.batches`` gets the row range).
+* **Checkpoints.** Every ``config.checkpoint_every`` steps and at the end,
+  with orbax (:mod:`jaxsampling.checkpoint`): the :class:`TrainState` (step,
+  params, optimiser state, the per-step losses and gradient norms) and a meta
+  dict (the task's description, the evaluation history, the accumulated
+  training time). A run restarted on the same workdir resumes from the
+  newest checkpoint that loads (corrupt ones are skipped with a warning) and
+  is bit-identical to an uninterrupted one: the batches and keys of step
+  ``s`` depend on ``s`` only, and chunk boundaries fall on checkpoint steps.
+* **Non-finite loss.** Checked after every chunk, before anything is logged
+  or saved: ``FloatingPointError`` naming the first bad step; the last good
+  checkpoint stays.
+* **Metrics.** ``metrics.jsonl`` gets one row per evaluation (``step``,
+  ``examples``, ``train_time`` (seconds in compiled update steps, summed over
+  restarts; compiling and one warm-up call are timed apart:
+  :attr:`FitResult.compile_time`), the
+  mean loss and gradient norm since the previous row, the learning rate, and
+  the evaluation's scalars); progress (steps/s, ETA)
+  through absl logging. Only process 0 writes files.
+
+Example:
+    >>> import jax, jax.numpy as jnp, numpy as np, ml_collections
+    >>> x = np.linspace(-1, 1, 64, dtype=np.float32)[:, None]
+    >>> task = Task(
+    ...     init_params=lambda key: {"w": jnp.zeros(1)},
+    ...     loss_fn=lambda p, b, key: (jnp.mean((b["x"] @ p["w"] - 2 * b["x"][:, 0]) ** 2), {}),
+    ...     batches=lambda first, n, rows: {"x": np.broadcast_to(x[rows], (n,) + x[rows].shape)},
+    ...     batch_size=64, describe={"task": "fit w = 2"})
+    >>> config = ml_collections.ConfigDict(dict(
+    ...     seed=0, num_steps=100, steps_per_call=50, checkpoint_every=100, eval_every=100,
+    ...     optimizer=dict(name="sgd", kwargs={}, clip_norm=None,
+    ...                    schedule=dict(kind="constant", peak_value=1.0, warmup_steps=0))))
+    >>> result = fit(config, "/tmp/doctest_fit", task)  # doctest: +SKIP
+    >>> float(result.state.params["w"][0])  # doctest: +SKIP
+    2.0
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from jaxsampling import checkpoint as checkpoint_lib
+from jaxsampling import metrics as metrics_lib
+from jaxsampling import sharding
+from jaxsampling.train import optim
+from jaxsampling.types import ArrayTree, PRNGKey
+
+__all__ = ["FitResult", "Task", "TrainState", "fit", "process_rows", "TIMING_KEYS"]
+
+# Metric keys that depend on the machine, not on the computation.
+TIMING_KEYS = ("train_time", "steps_per_sec")
+
+
+class TrainState(NamedTuple):
+    """What a checkpoint holds.
+
+    Attributes:
+        step: int32 scalar, the number of updates done.
+        params: the model parameters.
+        opt_state: the optax state.
+        losses: float32[num_steps], the loss of every step done (0 after).
+        grad_norms: float32[num_steps], the global gradient norm of every
+            step done (what :func:`jaxsampling.train.schedules.refined` reads).
+    """
+
+    step: jax.Array
+    params: ArrayTree
+    opt_state: ArrayTree
+    losses: jax.Array
+    grad_norms: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """A training problem for :func:`fit`.
+
+    Attributes:
+        init_params: ``key -> params``.
+        loss_fn: ``(params, batch, key) -> (loss, aux)``: a scalar loss (the
+            mean over the rows it is given: one device's share of the global
+            batch) and a dict of scalars (averaged over devices).
+        batches: ``(first_step, num_steps, rows) -> batch``: the batches of
+            steps ``first_step ..`` as numpy leaves ``[num_steps, len(rows), ...]``
+            holding rows ``rows`` (a ``slice`` of the global batch) only. It
+            must depend on its arguments only (resumption is exact because of it).
+        batch_size: rows of one global batch.
+        evaluate: ``params -> dict`` of scalars, or None.
+        describe: a JSON dict of everything the run depends on besides the
+            config (dataset, subset, ...); a checkpoint of another one is refused.
+    """
+
+    init_params: Callable[[PRNGKey], ArrayTree]
+    loss_fn: Callable[[ArrayTree, ArrayTree, PRNGKey], tuple[jax.Array, dict]]
+    batches: Callable[[int, int, slice], ArrayTree]
+    batch_size: int
+    evaluate: Callable[[ArrayTree], dict] | None = None
+    describe: dict = dataclasses.field(default_factory=dict)
+
+
+class FitResult(NamedTuple):
+    """What :func:`fit` returns.
+
+    Attributes:
+        state: the final :class:`TrainState` (replicated on the mesh).
+        history: the evaluation rows (as in ``metrics.jsonl``), one per
+            evaluation, the same on every process.
+        complete: whether every step ran (False after ``stop_after_steps``).
+        compile_time: seconds spent compiling the update in this call (not
+            part of any ``train_time``).
+    """
+
+    state: TrainState
+    history: list[dict]
+    complete: bool
+    compile_time: float
+
+
+def process_rows(batch_size: int) -> slice:
+    """The rows of a global batch that this process feeds (contiguous, equal)."""
+    count, index = jax.process_count(), jax.process_index()
+    if batch_size % jax.device_count():
+        raise ValueError(
+            f"batch_size {batch_size} must be divisible by the {jax.device_count()} devices"
+        )
+    per = batch_size // count
+    return slice(index * per, (index + 1) * per)
+
+
+def _check_schedule(config: Any) -> tuple[int, int, int, int]:
+    steps = int(config.num_steps)
+    chunk = int(config.steps_per_call)
+    ckpt = int(config.checkpoint_every)
+    every = int(config.eval_every)
+    if steps < 1 or chunk < 1 or steps % chunk:
+        raise ValueError(
+            f"num_steps ({steps}) must be a positive multiple of steps_per_call ({chunk})"
+        )
+    for name, value in (("checkpoint_every", ckpt), ("eval_every", every)):
+        if value < chunk or value % chunk:
+            raise ValueError(
+                f"{name} ({value}) must be a positive multiple of steps_per_call ({chunk})"
+            )
+    return steps, chunk, ckpt, every
+
+
+def _make_chunk_update(
+    task: Task,
+    optimizer: optax.GradientTransformation,
+    root_key: PRNGKey,
+    mesh: jax.sharding.Mesh,
+) -> Callable:
+    """The jitted update of ``steps_per_call`` steps, data-parallel over ``mesh``.
+
+    Each device computes the loss and gradient of its rows (key
+    ``fold_in(fold_in(root_key, step), device)``); the per-device results are
+    all-gathered and averaged in device order, so the sum is the same
+    whichever process holds which device (an all-reduce's order is not).
+    """
+    axis = sharding.BATCH_AXIS
+
+    def one_step(state: TrainState, batch: ArrayTree):
+        key = jax.random.fold_in(
+            jax.random.fold_in(root_key, state.step), jax.lax.axis_index(axis)
+        )
+        (loss, aux), grads = jax.value_and_grad(task.loss_fn, has_aux=True)(
+            state.params, batch, key
+        )
+        loss, aux, grads = jax.tree.map(
+            lambda v: jnp.mean(jax.lax.all_gather(v, axis), axis=0), (loss, aux, grads)
+        )
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        grad_norm = optax.global_norm(grads)
+        state = TrainState(
+            step=state.step + 1,
+            params=optax.apply_updates(state.params, updates),
+            opt_state=opt_state,
+            losses=state.losses.at[state.step].set(loss),
+            grad_norms=state.grad_norms.at[state.step].set(grad_norm),
+        )
+        return state, {"loss": loss, **aux}
+
+    def chunk(state: TrainState, batches: ArrayTree):
+        return jax.lax.scan(one_step, state, batches)
+
+    sharded = jax.shard_map(
+        chunk,
+        mesh=mesh,
+        in_specs=(P(), P(None, axis)),
+        out_specs=(P(), P()),
+        check_vma=False,
+    )
+    return jax.jit(sharded, donate_argnums=0)
+
+
+def fit(
+    config: Any,
+    workdir: str,
+    task: Task,
+    *,
+    grad_norms: Any | None = None,
+) -> FitResult:
+    """Trains ``task`` into ``workdir``, resuming from its checkpoints.
+
+    Args:
+        config: a ConfigDict with ``seed``, ``num_steps``, ``steps_per_call``,
+            ``checkpoint_every``, ``eval_every`` (multiples of
+            ``steps_per_call``), ``optimizer`` (see :mod:`jaxsampling.train.optim`),
+            and optionally ``stop_after_steps`` (stop there as if killed: tests),
+            ``log_every_secs``, ``keep_checkpoints``.
+        workdir: the run directory (``metrics.jsonl``, ``checkpoints/``,
+            ``config.json``, ``summary.json`` once complete).
+        task: the problem.
+        grad_norms: a previous run's per-step gradient norms, for a
+            ``refined`` schedule.
+
+    Returns:
+        A :class:`FitResult`.
+
+    Raises:
+        ValueError: a bad schedule, or ``workdir`` holds a checkpoint of
+            another configuration.
+        FloatingPointError: a non-finite loss (the last good checkpoint stays).
+    """
+    num_steps, chunk, ckpt_every, eval_every = _check_schedule(config)
+    rows = process_rows(task.batch_size)
+    optimizer, schedule = optim.make(config.optimizer, num_steps, grad_norms)
+    init_key, root_key = jax.random.split(jax.random.key(int(config.seed)))
+    mesh = sharding.batch_mesh(axis_type=AxisType.Auto)
+    replicated = NamedSharding(mesh, P())
+    batch_sharding = NamedSharding(mesh, P(None, sharding.BATCH_AXIS))
+    identity = {
+        "config": metrics_lib.to_jsonable(config),
+        "task": metrics_lib.to_jsonable(task.describe),
+        "grad_norms": None if grad_norms is None else np.asarray(grad_norms).tolist(),
+    }
+
+    def fresh_state() -> TrainState:
+        params = task.init_params(init_key)
+        return TrainState(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            opt_state=optimizer.init(params),
+            losses=jnp.zeros(num_steps, jnp.float32),
+            grad_norms=jnp.zeros(num_steps, jnp.float32),
+        )
+
+    init = jax.jit(fresh_state, out_shardings=replicated)
+    abstract = jax.eval_shape(init)
+    update = _make_chunk_update(task, optimizer, root_key, mesh)
+
+    def check_meta(meta: dict) -> None:
+        if meta.get("identity") != identity:
+            raise ValueError(
+                f"{workdir} holds a checkpoint of a different configuration; "
+                "use a fresh workdir"
+            )
+
+    writer = metrics_lib.MetricWriter(workdir)
+    keep = config.get("keep_checkpoints", 2)
+    stop_after = config.get("stop_after_steps", None)
+    with writer, checkpoint_lib.Checkpointer(
+        os.path.join(workdir, "checkpoints"), max_to_keep=keep
+    ) as ckpt:
+        restored = ckpt.restore_latest_valid(abstract, check_meta)
+        if restored is None:
+            state, history, train_time = init(), [], 0.0
+        else:
+            step, state, meta = restored
+            history, train_time = list(meta["history"]), float(meta["train_time"])
+            logging.info("resuming from checkpoint step %d", step)
+        writer.write_config(config)
+        start = int(state.step)
+        writer.discard_from(start + 1)
+        report = metrics_lib.ProgressReporter(
+            num_steps,
+            every_steps=None,
+            every_secs=float(config.get("log_every_secs", 10.0)),
+            initial_step=start,
+        )
+        last_row_step = history[-1]["step"] if history else 0
+        compiled, compile_time = None, 0.0
+        for first in range(start, num_steps, chunk):
+            if stop_after is not None and first >= int(stop_after):
+                logging.info("stop_after_steps=%d reached; stopping", first)
+                break
+            local = task.batches(first, chunk, rows)
+            batches = jax.tree.map(
+                lambda x: jax.make_array_from_process_local_data(
+                    batch_sharding, np.asarray(x)
+                ),
+                local,
+            )
+            if compiled is None:
+                tick = time.perf_counter()
+                compiled = update.lower(state, batches).compile()
+                # One discarded call on a copy: first-call costs are not training time.
+                jax.block_until_ready(compiled(jax.tree.map(jnp.copy, state), batches))
+                compile_time = time.perf_counter() - tick
+            tick = time.perf_counter()
+            state, outputs = compiled(state, batches)
+            outputs = jax.tree.map(np.asarray, outputs)
+            train_time += time.perf_counter() - tick
+            losses = outputs.pop("loss")
+            if not np.all(np.isfinite(losses)):
+                bad = first + int(np.argmin(np.isfinite(losses)))
+                raise FloatingPointError(
+                    f"non-finite loss at step {bad} in {workdir}; the last good "
+                    "checkpoint is kept"
+                )
+            done = first + chunk
+            report(done)
+            if done % eval_every == 0 or done == num_steps:
+                since = slice(last_row_step, done)
+                row = {
+                    "step": done,
+                    "examples": done * task.batch_size,
+                    "train_time": train_time,
+                    "loss": float(np.mean(np.asarray(state.losses)[since])),
+                    "grad_norm": float(np.mean(np.asarray(state.grad_norms)[since])),
+                    "learning_rate": float(schedule(done - 1)),
+                    **{k: float(np.mean(v)) for k, v in outputs.items()},
+                }
+                if task.evaluate is not None:
+                    row.update(metrics_lib.to_jsonable(task.evaluate(state.params)))
+                history.append(row)
+                writer.write_scalars(done, {k: v for k, v in row.items() if k != "step"})
+                last_row_step = done
+            if done % ckpt_every == 0 or done == num_steps:
+                meta = {"identity": identity, "history": history, "train_time": train_time}
+                ckpt.save(done, state, meta=meta)
+        complete = int(state.step) == num_steps
+        if complete:
+            writer.write_summary({"history": history, "num_steps": num_steps})
+    return FitResult(state, history, complete, compile_time)
