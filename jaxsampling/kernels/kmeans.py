@@ -123,7 +123,7 @@ def _plusplus(key: PRNGKey, x: Array, k: int, weights: Array) -> Array:
         logits = jnp.log(weights * d2)
         # All mass on chosen points (duplicates of every remaining point):
         # fall back to the weights over points not yet chosen.
-        chosen = jnp.zeros(n, bool).at[seeds].set(jnp.arange(k) < i)
+        chosen = jnp.zeros(n, bool).at[seeds].max(jnp.arange(k) < i)  # max: unset seeds are 0
         fallback = jnp.where(chosen, -jnp.inf, jnp.log(weights))
         logits = jnp.where(jnp.any(jnp.isfinite(logits)), logits, fallback)
         pick = jax.random.categorical(keys[i], logits).astype(jnp.int32)
@@ -192,6 +192,7 @@ def _lloyd(
     iterations, centers, labels, _ = jax.lax.while_loop(
         cond, body, (jnp.int32(0), centers, labels, jnp.bool_(True))
     )
+    centers = jnp.where(seeds[:, None] >= 0, centers, jnp.nan)  # invalid input: NaN
     labels, d2 = assign(x, centers)
     return KMeansResult(centers, labels, jnp.sum(weights * d2), iterations, seeds)
 

@@ -55,7 +55,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import functools
+import json
 import os
 import time
 from collections.abc import Callable
@@ -72,13 +72,23 @@ from jax.sharding import PartitionSpec as P
 from jaxsampling import checkpoint as checkpoint_lib
 from jaxsampling import metrics as metrics_lib
 from jaxsampling import sharding
-from jaxsampling.train import optim
+from jaxsampling.train import optim, schedules
 from jaxsampling.types import ArrayTree, PRNGKey
 
-__all__ = ["FitResult", "Task", "TrainState", "fit", "process_rows", "TIMING_KEYS"]
+__all__ = [
+    "RUN_CONTROL_KEYS",
+    "TIMING_KEYS",
+    "FitResult",
+    "Task",
+    "TrainState",
+    "fit",
+    "process_rows",
+]
 
 # Metric keys that depend on the machine, not on the computation.
 TIMING_KEYS = ("train_time", "steps_per_sec")
+# Config keys that control the run, not its results (a resumed run may change them).
+RUN_CONTROL_KEYS = ("stop_after_steps", "log_every_secs", "keep_checkpoints")
 
 
 class TrainState(NamedTuple):
@@ -135,8 +145,8 @@ class FitResult(NamedTuple):
         history: the evaluation rows (as in ``metrics.jsonl``), one per
             evaluation, the same on every process.
         complete: whether every step ran (False after ``stop_after_steps``).
-        compile_time: seconds spent compiling the update in this call (not
-            part of any ``train_time``).
+        compile_time: seconds spent compiling the update in this call (0 when
+            an earlier call compiled the same program; never part of ``train_time``).
     """
 
     state: TrainState
@@ -173,53 +183,96 @@ def _check_schedule(config: Any) -> tuple[int, int, int, int]:
     return steps, chunk, ckpt, every
 
 
-def _make_chunk_update(
-    task: Task,
-    optimizer: optax.GradientTransformation,
-    root_key: PRNGKey,
+# Jitted updates by (loss_fn, optimiser config, mesh), and their compiled
+# executables by argument signature: arms of one experiment that share a model
+# and array shapes share one compilation, whatever their schedules.
+_UPDATES: dict = {}
+_COMPILED: dict = {}
+_CACHE_SIZE = 32
+
+
+def _remember(cache: dict, key: Any, value: Any) -> Any:
+    if len(cache) >= _CACHE_SIZE:
+        cache.pop(next(iter(cache)))
+    cache[key] = value
+    return value
+
+
+def _chunk_update(
+    loss_fn: Callable,
+    build: Callable[[Any], optax.GradientTransformation],
+    optimizer_key: str,
     mesh: jax.sharding.Mesh,
 ) -> Callable:
-    """The jitted update of ``steps_per_call`` steps, data-parallel over ``mesh``.
+    """The jitted update of a chunk of steps, data-parallel over ``mesh``.
 
-    Each device computes the loss and gradient of its rows (key
-    ``fold_in(fold_in(root_key, step), device)``); the per-device results are
-    all-gathered and averaged in device order, so the sum is the same
-    whichever process holds which device (an all-reduce's order is not).
+    ``update(state, batches, learning_rates, root_key)``: ``batches`` has a
+    leading step axis; ``learning_rates[s]`` is step ``s``'s learning rate
+    (the optimiser is built inside from this table). Each device computes
+    the loss and gradient of its rows (key ``fold_in(fold_in(root_key, s),
+    device)``); the per-device results are all-gathered and averaged in device
+    order, so the sum is the same whichever process holds which device (an
+    all-reduce's order is not).
     """
+    cache_key = (loss_fn, optimizer_key, mesh)
+    if cache_key in _UPDATES:
+        return _UPDATES[cache_key]
     axis = sharding.BATCH_AXIS
 
-    def one_step(state: TrainState, batch: ArrayTree):
-        key = jax.random.fold_in(
-            jax.random.fold_in(root_key, state.step), jax.lax.axis_index(axis)
-        )
-        (loss, aux), grads = jax.value_and_grad(task.loss_fn, has_aux=True)(
-            state.params, batch, key
-        )
-        loss, aux, grads = jax.tree.map(
-            lambda v: jnp.mean(jax.lax.all_gather(v, axis), axis=0), (loss, aux, grads)
-        )
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        grad_norm = optax.global_norm(grads)
-        state = TrainState(
-            step=state.step + 1,
-            params=optax.apply_updates(state.params, updates),
-            opt_state=opt_state,
-            losses=state.losses.at[state.step].set(loss),
-            grad_norms=state.grad_norms.at[state.step].set(grad_norm),
-        )
-        return state, {"loss": loss, **aux}
+    def chunk(state: TrainState, batches: ArrayTree, learning_rates, root_key):
+        last = learning_rates.shape[0] - 1
+        optimizer = build(lambda count: learning_rates[jnp.minimum(count, last)])
 
-    def chunk(state: TrainState, batches: ArrayTree):
+        def one_step(state: TrainState, batch: ArrayTree):
+            key = jax.random.fold_in(
+                jax.random.fold_in(root_key, state.step), jax.lax.axis_index(axis)
+            )
+            (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+                state.params, batch, key
+            )
+            loss, aux, grads = jax.tree.map(
+                lambda v: jnp.mean(jax.lax.all_gather(v, axis), axis=0), (loss, aux, grads)
+            )
+            updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+            state = TrainState(
+                step=state.step + 1,
+                params=optax.apply_updates(state.params, updates),
+                opt_state=opt_state,
+                losses=state.losses.at[state.step].set(loss),
+                grad_norms=state.grad_norms.at[state.step].set(optax.tree.norm(grads)),
+            )
+            return state, {"loss": loss, **aux}
+
         return jax.lax.scan(one_step, state, batches)
 
     sharded = jax.shard_map(
         chunk,
         mesh=mesh,
-        in_specs=(P(), P(None, axis)),
+        in_specs=(P(), P(None, axis), P(), P()),
         out_specs=(P(), P()),
         check_vma=False,
     )
-    return jax.jit(sharded, donate_argnums=0)
+    return _remember(_UPDATES, cache_key, jax.jit(sharded, donate_argnums=0))
+
+
+def _compiled(update: Callable, *args: Any) -> tuple[Callable, float]:
+    """``update`` compiled for ``args`` (cached), and the seconds it took now.
+
+    A fresh compilation is followed by one discarded call on a copy of the
+    state, so first-call costs are not counted as training time.
+    """
+    signature = tuple(
+        (x.shape, x.dtype, getattr(x, "sharding", None)) for x in jax.tree.leaves(args)
+    )
+    key = (update, jax.tree.structure(args), signature)
+    if key in _COMPILED:
+        return _COMPILED[key], 0.0
+    tick = time.perf_counter()
+    compiled = update.lower(*args).compile()
+    state, *rest = args
+    jax.block_until_ready(compiled(jax.tree.map(jnp.copy, state), *rest))
+    _remember(_COMPILED, key, compiled)
+    return compiled, time.perf_counter() - tick
 
 
 def fit(
@@ -253,13 +306,29 @@ def fit(
     """
     num_steps, chunk, ckpt_every, eval_every = _check_schedule(config)
     rows = process_rows(task.batch_size)
-    optimizer, schedule = optim.make(config.optimizer, num_steps, grad_norms)
+    build = optim.factory(config.optimizer)
+    schedule = schedules.from_config(config.optimizer.schedule, num_steps, grad_norms)
+    learning_rates = np.asarray(
+        jax.vmap(schedule)(jnp.arange(num_steps)), np.float32
+    )
+    optimizer_key = json.dumps(
+        {
+            k: v
+            for k, v in metrics_lib.to_jsonable(config.optimizer).items()
+            if k != "schedule"
+        },
+        sort_keys=True,
+    )
     init_key, root_key = jax.random.split(jax.random.key(int(config.seed)))
     mesh = sharding.batch_mesh(axis_type=AxisType.Auto)
     replicated = NamedSharding(mesh, P())
     batch_sharding = NamedSharding(mesh, P(None, sharding.BATCH_AXIS))
     identity = {
-        "config": metrics_lib.to_jsonable(config),
+        "config": {
+            k: v
+            for k, v in metrics_lib.to_jsonable(config).items()
+            if k not in RUN_CONTROL_KEYS
+        },
         "task": metrics_lib.to_jsonable(task.describe),
         "grad_norms": None if grad_norms is None else np.asarray(grad_norms).tolist(),
     }
@@ -269,14 +338,18 @@ def fit(
         return TrainState(
             step=jnp.zeros((), jnp.int32),
             params=params,
-            opt_state=optimizer.init(params),
+            opt_state=build(lambda count: 0.0).init(params),
             losses=jnp.zeros(num_steps, jnp.float32),
             grad_norms=jnp.zeros(num_steps, jnp.float32),
         )
 
     init = jax.jit(fresh_state, out_shardings=replicated)
     abstract = jax.eval_shape(init)
-    update = _make_chunk_update(task, optimizer, root_key, mesh)
+    update = _chunk_update(task.loss_fn, build, optimizer_key, mesh)
+    # Replicated over every process's devices (device_put cannot reach them all).
+    table, root = jax.jit(
+        lambda: (jnp.asarray(learning_rates), root_key), out_shardings=replicated
+    )()
 
     def check_meta(meta: dict) -> None:
         if meta.get("identity") != identity:
@@ -321,13 +394,9 @@ def fit(
                 local,
             )
             if compiled is None:
-                tick = time.perf_counter()
-                compiled = update.lower(state, batches).compile()
-                # One discarded call on a copy: first-call costs are not training time.
-                jax.block_until_ready(compiled(jax.tree.map(jnp.copy, state), batches))
-                compile_time = time.perf_counter() - tick
+                compiled, compile_time = _compiled(update, state, batches, table, root)
             tick = time.perf_counter()
-            state, outputs = compiled(state, batches)
+            state, outputs = compiled(state, batches, table, root)
             outputs = jax.tree.map(np.asarray, outputs)
             train_time += time.perf_counter() - tick
             losses = outputs.pop("loss")
@@ -347,7 +416,7 @@ def fit(
                     "train_time": train_time,
                     "loss": float(np.mean(np.asarray(state.losses)[since])),
                     "grad_norm": float(np.mean(np.asarray(state.grad_norms)[since])),
-                    "learning_rate": float(schedule(done - 1)),
+                    "learning_rate": float(learning_rates[done - 1]),
                     **{k: float(np.mean(v)) for k, v in outputs.items()},
                 }
                 if task.evaluate is not None:

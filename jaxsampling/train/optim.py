@@ -25,13 +25,41 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import optax
 
 from jaxsampling.train import schedules
 
-__all__ = ["make"]
+__all__ = ["factory", "make"]
+
+
+def factory(config: Any) -> Callable[[Any], optax.GradientTransformation]:
+    """``learning_rate -> optimizer`` for the optimiser named in ``config``.
+
+    The learning rate may be a float or any optax schedule; everything else
+    (name, kwargs, clip) comes from ``config``. The training loop builds its
+    optimiser inside the traced update from a table of learning rates, so
+    one compiled update serves every schedule.
+
+    Raises:
+        ValueError: unknown optimiser name.
+    """
+    name = config.name
+    optimizer_fn = getattr(optax, name, None)
+    if not callable(optimizer_fn) or name.startswith("_"):
+        raise ValueError(f"unknown optax optimiser {name!r}")
+    kwargs = dict(config.get("kwargs", None) or {})
+    clip = config.get("clip_norm", None)
+
+    def build(learning_rate: Any) -> optax.GradientTransformation:
+        optimizer = optimizer_fn(learning_rate=learning_rate, **kwargs)
+        if clip is not None:
+            optimizer = optax.chain(optax.clip_by_global_norm(float(clip)), optimizer)
+        return optimizer
+
+    return build
 
 
 def make(
@@ -51,14 +79,6 @@ def make(
         ValueError: unknown optimiser name, or a bad schedule (see
             :func:`jaxsampling.train.schedules.from_config`).
     """
-    name = config.name
-    factory = getattr(optax, name, None)
-    if not callable(factory) or name.startswith("_"):
-        raise ValueError(f"unknown optax optimiser {name!r}")
+    build = factory(config)
     schedule = schedules.from_config(config.schedule, total_steps, grad_norms)
-    kwargs = dict(config.get("kwargs", None) or {})
-    optimizer = factory(learning_rate=schedule, **kwargs)
-    clip = config.get("clip_norm", None)
-    if clip is not None:
-        optimizer = optax.chain(optax.clip_by_global_norm(float(clip)), optimizer)
-    return optimizer, schedule
+    return build(schedule), schedule

@@ -130,8 +130,15 @@ class _Problem:
         def example_losses(params, x, y):
             return _cross_entropy(model.apply(params, x), y)
 
+        def loss_fn(params, batch, key):
+            del key
+            logits = model.apply(params, batch["x"])
+            return jnp.mean(_cross_entropy(logits, batch["y"])), {}
+
         self._evaluate = evaluate
         self.example_losses = example_losses
+        # One loss function for every arm: the loop compiles one update for all.
+        self.loss_fn = loss_fn
 
     def evaluate(self, params) -> dict:
         out = self._evaluate(params, self.data.x_test, self.data.y_test)
@@ -147,11 +154,6 @@ class _Problem:
             idx = idx[:, rows]
             return {"x": x[idx], "y": y[idx]}
 
-        def loss_fn(params, batch_, key):
-            del key
-            logits = model.apply(params, batch_["x"])
-            return jnp.mean(_cross_entropy(logits, batch_["y"])), {}
-
         def init(key):
             if init_params is not None:
                 return init_params
@@ -159,7 +161,7 @@ class _Problem:
 
         return loop.Task(
             init_params=init,
-            loss_fn=loss_fn,
+            loss_fn=self.loss_fn,
             batches=batches,
             batch_size=batch,
             evaluate=self.evaluate,

@@ -160,7 +160,7 @@ def refined(
     last = weights.shape[0] - 1
 
     def schedule(count):
-        step = jnp.asarray(count) - warmup_steps
+        step = jnp.asarray(count)  # join_schedules already subtracts the warmup
         inside = (step >= 0) & (step <= last)
         return jnp.where(inside, peak_value * weights[jnp.clip(step, 0, last)], 0.0)
 
