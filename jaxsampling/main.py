@@ -156,6 +156,7 @@ _TABLE_COLUMNS = {
         "examples_to_95",
         "time_ratio_95",
     ),
+    "coreset_training": ("problem", "method", "m", "gap_mean", "gap_se", "gap_median"),
     "srrw_token": (
         "regime",
         "alpha",

@@ -17,8 +17,11 @@ moving each centre to the weighted mean of its points, for ``num_iters``
 rounds or until no assignment changes. A cluster that loses every point
 keeps its centre.
 
-Distances are computed as :math:`|x|^2 - 2 x \cdot c + |c|^2` (one matrix
-product per round), clamped at 0.
+Lloyd's distances are computed as :math:`|x|^2 - 2 x \cdot c + |c|^2` (one
+matrix product per round, clamped at 0) after centring the points; the
+seeding uses direct differences, so duplicates are exactly at distance 0.
+Rows of ``x`` sharded on an explicit mesh are gathered (the seeding needs
+them all); :func:`kmeans`'s assignments come back sharded like ``x``.
 
 Example:
     >>> import jax, jax.numpy as jnp
@@ -38,7 +41,9 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from jaxsampling import sharding
 from jaxsampling.kernels import _args
 from jaxsampling.types import Array, ArrayLike, PRNGKey
 
@@ -76,14 +81,17 @@ def _check_points(x: ArrayLike, k: int, weights: ArrayLike | None) -> tuple[Arra
     weights = jnp.asarray(weights, x.dtype)
     if weights.shape != (n,):
         raise ValueError(f"weights must have shape ({n},), got {weights.shape}")
+    # Value checks on concrete inputs, in numpy (jnp ops would be traced when
+    # the call sits inside a jit that closes over concrete arrays).
     if not _args.is_tracer(weights):
-        if not bool(jnp.all(jnp.isfinite(weights)) & jnp.all(weights >= 0)):
+        w = np.asarray(weights)
+        if not (np.all(np.isfinite(w)) and np.all(w >= 0)):
             raise ValueError("weights must be finite and >= 0")
-        if int(jnp.sum(weights > 0)) < k:
+        if int(np.sum(w > 0)) < k:
             raise ValueError(f"fewer than k = {k} points have positive weight")
-    if not _args.is_tracer(x) and not bool(jnp.all(jnp.isfinite(x))):
+    if not _args.is_tracer(x) and not np.all(np.isfinite(np.asarray(x))):
         raise ValueError("x must be finite")
-    return x, weights
+    return sharding.unshard(x), sharding.unshard(weights)
 
 
 def _sq_distances(x: Array, centers: Array) -> Array:
@@ -106,7 +114,13 @@ def assign(x: ArrayLike, centers: ArrayLike) -> tuple[Array, Array]:
     Returns:
         ``(assignments int32[n], squared distances float[n])``.
     """
-    d2 = _sq_distances(jnp.asarray(x), jnp.asarray(centers))
+    x, centers = jnp.asarray(x), jnp.asarray(centers)
+    shift = jnp.mean(x, axis=0)
+    return _assign(x - shift, centers - shift)
+
+
+def _assign(x: Array, centers: Array) -> tuple[Array, Array]:
+    d2 = _sq_distances(x, centers)
     labels = jnp.argmin(d2, axis=1).astype(jnp.int32)
     return labels, jnp.take_along_axis(d2, labels[:, None], axis=1)[:, 0]
 
@@ -116,7 +130,12 @@ def _plusplus(key: PRNGKey, x: Array, k: int, weights: Array) -> Array:
     n = x.shape[0]
     keys = jax.random.split(key, k)
     first = jax.random.categorical(keys[0], jnp.log(weights)).astype(jnp.int32)
-    d2 = _sq_distances(x, x[first][None])[:, 0].at[first].set(0.0)
+
+    def distances_to(i):
+        # Direct differences (no |x|^2 - 2 x.c + |c|^2 cancellation): duplicates get 0.
+        return jnp.sum((x - x[i]) ** 2, axis=1).at[i].set(0.0)
+
+    d2 = distances_to(first)
 
     def body(i, carry):
         seeds, d2 = carry
@@ -127,8 +146,7 @@ def _plusplus(key: PRNGKey, x: Array, k: int, weights: Array) -> Array:
         fallback = jnp.where(chosen, -jnp.inf, jnp.log(weights))
         logits = jnp.where(jnp.any(jnp.isfinite(logits)), logits, fallback)
         pick = jax.random.categorical(keys[i], logits).astype(jnp.int32)
-        new = _sq_distances(x, x[pick][None])[:, 0].at[pick].set(0.0)
-        return seeds.at[i].set(pick), jnp.minimum(d2, new)
+        return seeds.at[i].set(pick), jnp.minimum(d2, distances_to(pick))
 
     seeds = jnp.zeros(k, jnp.int32).at[0].set(first)
     seeds, _ = jax.lax.fori_loop(1, k, body, (seeds, d2))
@@ -170,8 +188,11 @@ def _lloyd(
     key: PRNGKey, x: Array, k: int, num_iters: int, weights: Array
 ) -> KMeansResult:
     seeds = _plusplus(key, x, k, weights)
+    # Distances by matrix products lose precision far from the origin: centre first.
+    shift = jnp.mean(x, axis=0)
+    x = x - shift
     centers = jnp.where(seeds[:, None] >= 0, x[jnp.maximum(seeds, 0)], jnp.nan)
-    labels, _ = assign(x, centers)
+    labels, _ = _assign(x, centers)
 
     def move(centers, labels):
         onehot = jax.nn.one_hot(labels, k, dtype=x.dtype) * weights[:, None]
@@ -186,15 +207,15 @@ def _lloyd(
     def body(carry):
         i, centers, labels, _ = carry
         centers = move(centers, labels)
-        new_labels, _ = assign(x, centers)
+        new_labels, _ = _assign(x, centers)
         return i + 1, centers, new_labels, jnp.any(new_labels != labels)
 
     iterations, centers, labels, _ = jax.lax.while_loop(
         cond, body, (jnp.int32(0), centers, labels, jnp.bool_(True))
     )
     centers = jnp.where(seeds[:, None] >= 0, centers, jnp.nan)  # invalid input: NaN
-    labels, d2 = assign(x, centers)
-    return KMeansResult(centers, labels, jnp.sum(weights * d2), iterations, seeds)
+    labels, d2 = _assign(x, centers)
+    return KMeansResult(centers + shift, labels, jnp.sum(weights * d2), iterations, seeds)
 
 
 def kmeans(
@@ -221,8 +242,8 @@ def kmeans(
         ValueError: as :func:`kmeans_plusplus`, or ``num_iters < 0``.
     """
     _args.check_key(key)
+    axis = sharding.explicit_batch_axis(jnp.asarray(x))
     x, weights = _check_points(x, k, weights)
-    num_iters = int(num_iters)
-    if num_iters < 0:
-        raise ValueError(f"num_iters must be >= 0, got {num_iters}")
-    return _lloyd(key, x, int(k), num_iters, weights)
+    num_iters = _args.check_int(num_iters, "num_iters", minimum=0)
+    result = _lloyd(key, x, int(k), num_iters, weights)
+    return result._replace(assignments=sharding.reshard_like(result.assignments, axis))

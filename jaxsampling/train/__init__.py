@@ -32,6 +32,7 @@ EXPERIMENTS: dict[str, str] = {
     "ntk_permutation": "jaxsampling.train.ntk_permutation:train_and_evaluate",
     "srrw_token": "jaxsampling.train.srrw_token:train_and_evaluate",
     "rs2": "jaxsampling.train.rs2:train_and_evaluate",
+    "coreset_training": "jaxsampling.train.coreset_training:train_and_evaluate",
 }
 
 

@@ -127,6 +127,9 @@ class Task:
         evaluate: ``params -> dict`` of scalars, or None.
         describe: a JSON dict of everything the run depends on besides the
             config (dataset, subset, ...); a checkpoint of another one is refused.
+        fixed_batch: every step uses the same batch (full-batch training on a
+            coreset, say): ``batches`` is called with ``num_steps = 1`` and
+            its one batch is reused by every step of the chunk.
     """
 
     init_params: Callable[[PRNGKey], ArrayTree]
@@ -135,6 +138,7 @@ class Task:
     batch_size: int
     evaluate: Callable[[ArrayTree], dict] | None = None
     describe: dict = dataclasses.field(default_factory=dict)
+    fixed_batch: bool = False
 
 
 class FitResult(NamedTuple):
@@ -206,8 +210,9 @@ def _chunk_update(
 ) -> Callable:
     """The jitted update of a chunk of steps, data-parallel over ``mesh``.
 
-    ``update(state, batches, learning_rates, root_key)``: ``batches`` has a
-    leading step axis; ``learning_rates[s]`` is step ``s``'s learning rate
+    ``update(state, batches, learning_rates, root_key, steps)``: ``batches``
+    has a leading step axis as long as ``steps`` (int32[chunk], only its
+    length matters), or of length 1 (the same batch every step); ``learning_rates[s]`` is step ``s``'s learning rate
     (the optimiser is built inside from this table). Each device computes
     the loss and gradient of its rows (key ``fold_in(fold_in(root_key, s),
     device)``); the per-device results are all-gathered and averaged in device
@@ -219,7 +224,7 @@ def _chunk_update(
         return _UPDATES[cache_key]
     axis = sharding.BATCH_AXIS
 
-    def chunk(state: TrainState, batches: ArrayTree, learning_rates, root_key):
+    def chunk(state: TrainState, batches: ArrayTree, learning_rates, root_key, steps):
         last = learning_rates.shape[0] - 1
         optimizer = build(lambda count: learning_rates[jnp.minimum(count, last)])
 
@@ -243,12 +248,16 @@ def _chunk_update(
             )
             return state, {"loss": loss, **aux}
 
-        return jax.lax.scan(one_step, state, batches)
+        length = steps.shape[0]
+        if jax.tree.leaves(batches)[0].shape[0] == length:
+            return jax.lax.scan(one_step, state, batches)
+        fixed = jax.tree.map(lambda x: x[0], batches)
+        return jax.lax.scan(lambda c, _: one_step(c, fixed), state, steps)
 
     sharded = jax.shard_map(
         chunk,
         mesh=mesh,
-        in_specs=(P(), P(None, axis), P(), P()),
+        in_specs=(P(), P(None, axis), P(), P(), P()),
         out_specs=(P(), P()),
         check_vma=False,
     )
@@ -347,8 +356,9 @@ def fit(
     abstract = jax.eval_shape(init)
     update = _chunk_update(task.loss_fn, build, optimizer_key, mesh)
     # Replicated over every process's devices (device_put cannot reach them all).
-    table, root = jax.jit(
-        lambda: (jnp.asarray(learning_rates), root_key), out_shardings=replicated
+    table, root, step_ids = jax.jit(
+        lambda: (jnp.asarray(learning_rates), root_key, jnp.arange(chunk)),
+        out_shardings=replicated,
     )()
 
     def check_meta(meta: dict) -> None:
@@ -386,7 +396,7 @@ def fit(
             if stop_after is not None and first >= int(stop_after):
                 logging.info("stop_after_steps=%d reached; stopping", first)
                 break
-            local = task.batches(first, chunk, rows)
+            local = task.batches(first, 1 if task.fixed_batch else chunk, rows)
             batches = jax.tree.map(
                 lambda x: jax.make_array_from_process_local_data(
                     batch_sharding, np.asarray(x)
@@ -394,9 +404,11 @@ def fit(
                 local,
             )
             if compiled is None:
-                compiled, compile_time = _compiled(update, state, batches, table, root)
+                compiled, compile_time = _compiled(
+                    update, state, batches, table, root, step_ids
+                )
             tick = time.perf_counter()
-            state, outputs = compiled(state, batches, table, root)
+            state, outputs = compiled(state, batches, table, root, step_ids)
             outputs = jax.tree.map(np.asarray, outputs)
             train_time += time.perf_counter() - tick
             losses = outputs.pop("loss")
