@@ -26,6 +26,7 @@ from benchmarks import timing
 #: are not needed to run another.
 SUITES: dict[str, str] = {
     "dpp": "benchmarks.dpp:run",
+    "kmeans": "benchmarks.kmeans:run",
     "leverage": "benchmarks.leverage:run",
     "ntk": "benchmarks.ntk:run",
     "resampling": "benchmarks.resampling:run",
@@ -36,7 +37,7 @@ SUITES: dict[str, str] = {
 RESULTS_DIR = pathlib.Path(__file__).resolve().parent / "results"
 VERSIONED = (
     "jax", "jaxlib", "numpy", "scipy", "blackjax", "particles", "numba", "dppy",
-    "networkx", "torch", "torch-cluster", "pecanpy", "graph-walker", "csrgraph",
+    "networkx", "scikit-learn", "torch", "torch-cluster", "pecanpy", "graph-walker", "csrgraph",
 )
 
 

@@ -106,6 +106,28 @@ def get_config(arg=None):
     ntk_permutation.ensemble_sizes = (1, 4, 16, 64)
     ntk_permutation.width = 256
 
+    # RS2 on digits: 128 examples per epoch for 20 epochs; every static selector,
+    # the full data for 4 epochs, and the cosine and refined schedules.
+    rs2 = _load_sibling("rs2").get_config()
+    rs2.hidden = (64,)
+    rs2.subset_size = 128
+    rs2.epochs = 20
+    rs2.full_epochs = 4
+    rs2.schedules = ("cosine", "refined")
+    rs2.checkpoint_every_evals = 10
+
+    # Coreset training on 5,000 heavy-tailed rows: uniform and Lewis coresets
+    # of 100 and 1000 rows, 4 each, 400 full-batch Adam steps.
+    coreset_training = _load_sibling("coreset_training").get_config()
+    coreset_training.num_rows = 5000
+    coreset_training.sizes = (100, 1000)
+    coreset_training.num_seeds = 4
+    coreset_training.methods = ("uniform", "lewis")
+    coreset_training.train.num_steps = 400
+    coreset_training.train.steps_per_call = 200
+    coreset_training.train.eval_every = 200
+    coreset_training.train.checkpoint_every = 400
+
     config = ml_collections.ConfigDict()
     config.experiment = "quickstart"
     config.experiments = ml_collections.ConfigDict(
@@ -119,6 +141,8 @@ def get_config(arg=None):
             "srrw_sampling": srrw_sampling,
             "srrw_token": srrw_token,
             "ntk_permutation": ntk_permutation,
+            "rs2": rs2,
+            "coreset_training": coreset_training,
         }
     )
     return config

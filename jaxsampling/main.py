@@ -40,7 +40,7 @@ import jax  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from jaxsampling import metrics, train  # noqa: E402
+from jaxsampling import metrics, tour, train  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Experiment configuration file.", lock_config=True
@@ -227,6 +227,8 @@ def main(argv):
         summaries = run_quickstart(config, workdir, times)
         for name, summary in summaries.items():
             print(summary_table(name, summary), end="\n\n")
+        print("== tour: headline per experiment ==")
+        print(metrics.format_table(tour.headlines(summaries)), end="\n\n")
         each = ", ".join(f"{name} {t:.1f} s" for name, t in times.items())
         print(f"quickstart wall time: {time.perf_counter() - _START:.1f} s ({each})")
     else:

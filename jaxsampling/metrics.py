@@ -214,6 +214,23 @@ class MetricWriter:
                 f.write(json.dumps(r) + "\n")
         os.replace(tmp, self.metrics_path)
 
+    def replace_metrics(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Rewrites ``metrics.jsonl`` as ``rows`` (each with a ``step``), atomically.
+
+        For experiments that gather the rows of several sub-runs (each in its
+        own workdir) into one file for plotting.
+        """
+        if not self._enabled:
+            return
+        if self._metrics_file is not None:
+            self._metrics_file.close()
+            self._metrics_file = None
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".jsonl", dir=self.workdir)
+        with os.fdopen(fd, "w") as f:
+            for r in rows:
+                f.write(json.dumps(to_jsonable(dict(r))) + "\n")
+        os.replace(tmp, self.metrics_path)
+
     def write_summary(self, summary: Mapping[str, Any]) -> None:
         """Writes ``workdir/summary.json`` atomically (temporary file + ``os.replace``).
 

@@ -614,6 +614,73 @@ def plot_ntk_permutation(rows: Sequence[dict[str, Any]], path: str) -> str:
     return _save_with_legend(plt, fig, axes, path)
 
 
+def plot_rs2(rows: Sequence[dict[str, Any]], path: str) -> str:
+    """Test accuracy of every RS2 arm against examples seen and against time.
+
+    ``rows`` are the gathered evaluation rows (``arm``, ``examples``,
+    ``time`` = selection + training seconds, ``test_accuracy``).
+
+    Returns:
+        ``path``.
+    """
+    plt = _pyplot()
+    arms = list(dict.fromkeys(r["arm"] for r in rows if "arm" in r))
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.0), squeeze=False)
+    for i, arm in enumerate(arms):
+        chosen = [r for r in rows if r.get("arm") == arm]
+        style = dict(color=f"C{i % 10}", label=arm, linewidth=2.0 if arm == "rs2" else 1.2,
+                     linestyle="-" if not arm.startswith("rs2_") else ":")
+        axes[0][0].plot([r["examples"] for r in chosen], [r["test_accuracy"] for r in chosen], **style)
+        axes[0][1].plot([r["time"] for r in chosen], [r["test_accuracy"] for r in chosen], **style)
+    for ax, label in zip(axes[0], ("examples seen", "seconds (selection + training)")):
+        ax.set_xlabel(label)
+        ax.set_ylabel("test accuracy")
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_title("accuracy vs examples")
+    axes[0][1].set_xscale("log")
+    axes[0][1].set_title("accuracy vs time")
+    return _save_with_legend(plt, fig, axes, path)
+
+
+def _coreset_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    blocks = [r for r in rows if isinstance(r.get("results"), list)]
+    return blocks[-1]["results"] if blocks else []
+
+
+def plot_coreset_training(rows: Sequence[dict[str, Any]], path: str) -> str:
+    """Relative loss gap of coreset-trained models against the coreset size, per problem.
+
+    Points: mean over coresets (+- 2 SE); dashed: the optimiser's gap on the
+    full data.
+
+    Returns:
+        ``path``.
+    """
+    plt = _pyplot()
+    cells = _coreset_rows(rows)
+    problems = list(dict.fromkeys(r["problem"] for r in cells))
+    fig, axes = plt.subplots(1, len(problems), figsize=(5.5 * len(problems), 4.0), squeeze=False)
+    for ax, problem in zip(axes[0], problems):
+        mine = [r for r in cells if r["problem"] == problem]
+        methods = [m for m in dict.fromkeys(r["method"] for r in mine) if m != "full"]
+        for j, method in enumerate(methods):
+            chosen = sorted((r for r in mine if r["method"] == method), key=lambda r: r["m"])
+            ax.errorbar([r["m"] for r in chosen], [r["gap_mean"] for r in chosen],
+                        yerr=[2 * (r["gap_se"] or 0.0) for r in chosen], marker="o",
+                        markersize=4, capsize=2, color=f"C{j}", label=method)
+        for r in mine:
+            if r["method"] == "full":
+                ax.axhline(max(r["gap_mean"], 1e-12), color="k", linestyle="--",
+                           linewidth=0.9, label="full data")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("coreset size m")
+        ax.set_ylabel("relative loss gap on the full data")
+        ax.set_title(problem)
+        ax.grid(alpha=0.3, which="both")
+    return _save_with_legend(plt, fig, axes, path)
+
+
 def _experiment_name(directory: str) -> str | None:
     """``experiment`` from ``directory/config.json``, or None."""
     path = os.path.join(directory, metrics.CONFIG_FILE)
@@ -674,6 +741,10 @@ def plot_experiment(
         return [plot_srrw_token(rows, out("errors"))]
     if name == "ntk_permutation" and _ntk_rows(rows):
         return [plot_ntk_permutation(rows, out("recovery"))]
+    if name == "rs2" and any("arm" in r for r in rows):
+        return [plot_rs2(rows, out("accuracy"))]
+    if name == "coreset_training" and _coreset_rows(rows):
+        return [plot_coreset_training(rows, out("loss_gap"))]
     if is_resampling(rows):
         return [plot_resampling(rows, out("loglik_rmse"))]
     return plot_generic(rows, out_dir, prefix)

@@ -47,6 +47,13 @@ MODULES = [
     "jaxsampling.kernels.ntk.complexity",
     "jaxsampling.kernels.ntk.empirical",
     "jaxsampling.kernels.ntk.ensemble",
+    "jaxsampling.kernels.kmeans",
+    "jaxsampling.train.schedules",
+    "jaxsampling.train.optim",
+    "jaxsampling.train.loop",
+    "jaxsampling.train.data",
+    "jaxsampling.train.subsets",
+    "jaxsampling.tour",
 ]
 
 

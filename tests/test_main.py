@@ -54,7 +54,31 @@ _TINY = [
     "--config.experiments.ntk_permutation.ensemble_sizes=(1, 4)",
     "--config.experiments.ntk_permutation.width=16",
     "--config.experiments.ntk_permutation.gp_samples=64",
+    "--config.experiments.rs2.arms=('rs2', 'uniform')",
+    "--config.experiments.rs2.schedules=()",
+    "--config.experiments.rs2.hidden=(16,)",
+    "--config.experiments.rs2.subset_size=64",
+    "--config.experiments.rs2.batch_size=16",
+    "--config.experiments.rs2.epochs=2",
+    "--config.experiments.coreset_training.problems=('l1',)",
+    "--config.experiments.coreset_training.num_rows=800",
+    "--config.experiments.coreset_training.num_cols=3",
+    "--config.experiments.coreset_training.sizes=(40,)",
+    "--config.experiments.coreset_training.num_seeds=2",
+    "--config.experiments.coreset_training.train.num_steps=200",
 ]
+_EXPERIMENTS = (
+    "particle_filter",
+    "smc_mixture",
+    "fkc_annealing",
+    "lp_coreset",
+    "dpp_wls",
+    "srrw_sampling",
+    "srrw_token",
+    "ntk_permutation",
+    "rs2",
+    "coreset_training",
+)
 
 
 def _run(*args, check=True):
@@ -95,8 +119,7 @@ def test_quickstart_then_plot(tmp_path):
         "mean_resampling_steps",
     ]
     assert sum(line.startswith("systematic") for line in out.splitlines()) == 2
-    experiments = ("particle_filter", "smc_mixture", "fkc_annealing", "lp_coreset")
-    for name in experiments + ("dpp_wls", "srrw_sampling", "srrw_token", "ntk_permutation"):
+    for name in _EXPERIMENTS:
         assert f"== {name} ==" in out
     assert sum(line.startswith("bootstrap ") for line in out.splitlines()) == 1
     assert sum(line.startswith("random_walk ") for line in out.splitlines()) == 1
@@ -105,6 +128,12 @@ def test_quickstart_then_plot(tmp_path):
     assert sum(line.startswith("karate  srrw ") for line in out.splitlines()) == 2
     assert sum(line.startswith("equal ") for line in out.splitlines()) == 2
     assert sum(line.startswith("4  sign ") for line in out.splitlines()) == 2
+    assert sum(line.startswith("rs2 ") for line in out.splitlines()) == 1
+    assert sum(line.startswith("l1  lewis ") for line in out.splitlines()) == 1
+    # The tour: one headline line per experiment, each judged.
+    tour = out.split("== tour: headline per experiment ==")[1].split("quickstart wall time")[0]
+    judged = [line for line in tour.splitlines() if line.rstrip().endswith(("yes", "NO", "n/a"))]
+    assert sorted(line.split()[0] for line in judged) == sorted(["resampling", *_EXPERIMENTS])
     assert "quickstart wall time:" in out
     assert "JAX process: 0 / 1" in proc.stderr
 
@@ -120,7 +149,7 @@ def test_quickstart_then_plot(tmp_path):
     with open(os.path.join(run_dir, "config.json")) as f:
         assert json.load(f)["num_seeds"] == 4
 
-    for name in experiments + ("dpp_wls", "srrw_sampling", "srrw_token", "ntk_permutation"):
+    for name in _EXPERIMENTS:
         for file in ("config.json", "metrics.jsonl", "summary.json"):
             assert os.path.exists(os.path.join(workdir, name, file)), (name, file)
     for name in ("smc_mixture", "fkc_annealing"):
@@ -130,6 +159,7 @@ def test_quickstart_then_plot(tmp_path):
     pngs = [
         os.path.join(workdir, "plots", f"{name}.png")
         for name in (
+            "coreset_training_loss_gap",
             "dpp_wls_wls_error",
             "dpp_wls_well_conditioned",
             "fkc_annealing_particles",
@@ -139,6 +169,7 @@ def test_quickstart_then_plot(tmp_path):
             "ntk_permutation_recovery",
             "particle_filter_error_vs_particles",
             "resampling_loglik_rmse",
+            "rs2_accuracy",
             "smc_mixture_particles",
             "smc_mixture_errors",
             "srrw_sampling_variance_ratio",
@@ -161,7 +192,7 @@ def test_main_rejects_extra_args_and_unknown_experiment(tmp_path):
         check=False,
     )
     assert proc.returncode != 0
-    assert "unknown experiment 'nope'; known: ['dpp_wls', 'fkc_annealing'," in proc.stderr
+    assert "unknown experiment 'nope'; known: ['coreset_training', 'dpp_wls'," in proc.stderr
     proc = _run(
         "jaxsampling.main",
         "--config=configs/resampling.py",

@@ -51,6 +51,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import scipy.optimize
 
@@ -174,7 +175,7 @@ def _padded(count: int) -> int:
 
 
 def _train_config(config: Any) -> Any:
-    train = config.train.copy_and_resolve_references()
+    train = ml_collections.ConfigDict(config.train.to_dict())  # unlocked copy
     train.seed = int(config.seed)
     if config.get("stop_after_steps", None) is not None:
         train.stop_after_steps = int(config.stop_after_steps)
@@ -266,6 +267,7 @@ def train_and_evaluate(config: Any, workdir: str) -> dict:
     writer = metrics_lib.MetricWriter(workdir)
     with writer:
         writer.write_config(config)
+        writer.replace_metrics([{"step": 1, "results": summary["results"]}])
         if summary["complete"]:
             writer.write_summary(summary)
     return summary

@@ -55,6 +55,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -264,6 +265,48 @@ def _chunk_update(
     return _remember(_UPDATES, cache_key, jax.jit(sharded, donate_argnums=0))
 
 
+_INITIALIZERS: dict = {}
+
+
+def _keys(seed: jax.Array) -> tuple[PRNGKey, PRNGKey]:
+    """``(init_key, root_key)`` of a run: ``split(key(seed))``."""
+    init_key, root_key = jax.random.split(jax.random.key(seed))
+    return init_key, root_key
+
+
+def _initializer(
+    init_params: Callable, build: Callable, optimizer_key: str, num_steps: int, mesh
+) -> Callable:
+    """``seed -> TrainState``, jitted with replicated outputs (cached per model)."""
+    cache_key = (init_params, optimizer_key, num_steps, mesh)
+    if cache_key in _INITIALIZERS:
+        return _INITIALIZERS[cache_key]
+
+    def fresh_state(seed) -> TrainState:
+        params = init_params(_keys(seed)[0])
+        return TrainState(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            opt_state=build(lambda count: 0.0).init(params),
+            losses=jnp.zeros(num_steps, jnp.float32),
+            grad_norms=jnp.zeros(num_steps, jnp.float32),
+        )
+
+    init = jax.jit(fresh_state, out_shardings=NamedSharding(mesh, P()))
+    return _remember(_INITIALIZERS, cache_key, init)
+
+
+@functools.lru_cache(maxsize=8)
+def _replicate_inputs(mesh) -> Callable:
+    """``(learning_rates, seed, step_ids) -> (table, root_key, step_ids)``, replicated
+    over every process's devices (``device_put`` cannot reach other processes')."""
+
+    def place(learning_rates, seed, step_ids):
+        return learning_rates, _keys(seed)[1], step_ids
+
+    return jax.jit(place, out_shardings=NamedSharding(mesh, P()))
+
+
 def _compiled(update: Callable, *args: Any) -> tuple[Callable, float]:
     """``update`` compiled for ``args`` (cached), and the seconds it took now.
 
@@ -317,9 +360,7 @@ def fit(
     rows = process_rows(task.batch_size)
     build = optim.factory(config.optimizer)
     schedule = schedules.from_config(config.optimizer.schedule, num_steps, grad_norms)
-    learning_rates = np.asarray(
-        jax.vmap(schedule)(jnp.arange(num_steps)), np.float32
-    )
+    learning_rates = np.asarray(jax.jit(jax.vmap(schedule))(np.arange(num_steps)), np.float32)
     optimizer_key = json.dumps(
         {
             k: v
@@ -328,9 +369,7 @@ def fit(
         },
         sort_keys=True,
     )
-    init_key, root_key = jax.random.split(jax.random.key(int(config.seed)))
     mesh = sharding.batch_mesh(axis_type=AxisType.Auto)
-    replicated = NamedSharding(mesh, P())
     batch_sharding = NamedSharding(mesh, P(None, sharding.BATCH_AXIS))
     identity = {
         "config": {
@@ -341,25 +380,13 @@ def fit(
         "task": metrics_lib.to_jsonable(task.describe),
         "grad_norms": None if grad_norms is None else np.asarray(grad_norms).tolist(),
     }
-
-    def fresh_state() -> TrainState:
-        params = task.init_params(init_key)
-        return TrainState(
-            step=jnp.zeros((), jnp.int32),
-            params=params,
-            opt_state=build(lambda count: 0.0).init(params),
-            losses=jnp.zeros(num_steps, jnp.float32),
-            grad_norms=jnp.zeros(num_steps, jnp.float32),
-        )
-
-    init = jax.jit(fresh_state, out_shardings=replicated)
-    abstract = jax.eval_shape(init)
+    init = _initializer(task.init_params, build, optimizer_key, num_steps, mesh)
+    seed = np.uint32(int(config.seed))
+    abstract = jax.eval_shape(init, seed)
     update = _chunk_update(task.loss_fn, build, optimizer_key, mesh)
-    # Replicated over every process's devices (device_put cannot reach them all).
-    table, root, step_ids = jax.jit(
-        lambda: (jnp.asarray(learning_rates), root_key, jnp.arange(chunk)),
-        out_shardings=replicated,
-    )()
+    table, root, step_ids = _replicate_inputs(mesh)(
+        learning_rates, seed, np.arange(chunk, dtype=np.int32)
+    )
 
     def check_meta(meta: dict) -> None:
         if meta.get("identity") != identity:
@@ -376,7 +403,7 @@ def fit(
     ) as ckpt:
         restored = ckpt.restore_latest_valid(abstract, check_meta)
         if restored is None:
-            state, history, train_time = init(), [], 0.0
+            state, history, train_time = init(seed), [], 0.0
         else:
             step, state, meta = restored
             history, train_time = list(meta["history"]), float(meta["train_time"])

@@ -33,8 +33,10 @@ Per arm the summary reports the final and best test accuracy, the selection
 time, and the time and examples to reach each of ``target_accuracies``
 (time = selection + training, both summed over restarts; compile times are
 reported apart); per static arm the ratio of its
-time-to-accuracy to RS2's. The history rows (``metrics.jsonl`` of each arm)
-give accuracy against time and examples seen (``rs2.png``).
+time-to-accuracy to RS2's. Every arm's evaluation rows (its own
+``<arm>/metrics.jsonl``) are gathered into ``metrics.jsonl`` with their
+``arm`` and ``time`` (selection + training): test accuracy against time and
+examples seen (``plot.plot_rs2``).
 
 Run it from the repository root::
 
@@ -137,8 +139,12 @@ class _Problem:
 
         self._evaluate = evaluate
         self.example_losses = example_losses
-        # One loss function for every arm: the loop compiles one update for all.
+        def init_params(key):
+            return model.init(key, jnp.zeros((1, self.data.x_train.shape[1]), jnp.float32))
+
+        # One loss and init function for every arm: the loop compiles them once.
         self.loss_fn = loss_fn
+        self.init_params = init_params
 
     def evaluate(self, params) -> dict:
         out = self._evaluate(params, self.data.x_test, self.data.y_test)
@@ -147,17 +153,18 @@ class _Problem:
     def task(self, order, steps_per_epoch: int, describe: dict, init_params=None) -> loop.Task:
         """A loop task training on the examples of ``order(epoch)``, ``steps_per_epoch`` per epoch."""
         x, y, batch = self.data.x_train, self.data.y_train, self.batch_size
-        model = self.model
 
         def batches(first, num_steps, rows):
             idx = subsets.epoch_batches(order, first, num_steps, batch, steps_per_epoch)
             idx = idx[:, rows]
             return {"x": x[idx], "y": y[idx]}
 
-        def init(key):
-            if init_params is not None:
+        if init_params is None:
+            init = self.init_params
+        else:
+            def init(key):
+                del key
                 return init_params
-            return model.init(key, jnp.zeros((1, x.shape[1]), jnp.float32))
 
         return loop.Task(
             init_params=init,
@@ -399,6 +406,13 @@ def train_and_evaluate(config: Any, workdir: str) -> dict:
     writer = metrics_lib.MetricWriter(workdir)
     with writer:
         writer.write_config(config)
+        writer.replace_metrics(
+            [
+                {**row, "arm": arm["name"], "time": arm["selection_time"] + row["train_time"]}
+                for arm in arms
+                for row in arm["history"]
+            ]
+        )
         if summary["complete"]:
             writer.write_summary(summary)
     return summary

@@ -252,7 +252,8 @@ def select(
         return _successive(key, probabilities / probabilities.sum(), size)
     if method == "dpp":
         z = _pca(features, pca_dims)
-        sq = np.sum((z[:, None, :] - z[None, :, :]) ** 2, axis=-1)
+        norms = np.sum(z * z, axis=1)
+        sq = np.maximum(norms[:, None] + norms[None, :] - 2.0 * z @ z.T, 0.0)
         kernel = np.exp(-sq / np.median(sq))
         spectrum = dpp.spectrum_from_likelihood(jnp.asarray(kernel, jnp.float32))
         draw = dpp.sample_k(key, spectrum, size, method="rejection")

@@ -96,3 +96,9 @@ def test_bad_config(tmp_path, field, value, match):
     setattr(config, field, value)
     with pytest.raises(ValueError, match=match):
         ct.train_and_evaluate(config, str(tmp_path))
+
+
+def test_registry():
+    from tests.train import helpers
+
+    helpers.assert_registered("coreset_training", ct)

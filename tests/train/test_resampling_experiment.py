@@ -148,8 +148,8 @@ def test_registry():
     helpers.assert_registered("resampling", experiment)
     with pytest.raises(
         ValueError,
-        match=r"unknown experiment 'nope'; known: \['dpp_wls', 'fkc_annealing', "
-        r"'lp_coreset', 'ntk_permutation', 'particle_filter', 'resampling', 'smc_mixture', 'srrw_sampling', "
-        r"'srrw_token'\]",
+        match=r"unknown experiment 'nope'; known: \['coreset_training', 'dpp_wls', "
+        r"'fkc_annealing', 'lp_coreset', 'ntk_permutation', 'particle_filter', 'resampling', "
+        r"'rs2', 'smc_mixture', 'srrw_sampling', 'srrw_token'\]",
     ):
         train.get("nope")

@@ -194,3 +194,9 @@ def test_selectors_give_distinct_sorted_subsets(method):
 def test_unknown_selector():
     with pytest.raises(ValueError, match="unknown selector"):
         subsets.select("best", 0, np.zeros((4, 2)), 2)
+
+
+def test_registry():
+    from tests.train import helpers
+
+    helpers.assert_registered("rs2", rs2)
