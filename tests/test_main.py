@@ -128,7 +128,8 @@ def test_quickstart_then_plot(tmp_path):
     assert sum(line.startswith("karate  srrw ") for line in out.splitlines()) == 2
     assert sum(line.startswith("equal ") for line in out.splitlines()) == 2
     assert sum(line.startswith("4  sign ") for line in out.splitlines()) == 2
-    assert sum(line.startswith("rs2 ") for line in out.splitlines()) == 1
+    rs2_table = out.split("== rs2 ==")[1].split("\n\n")[0]
+    assert sum(line.startswith("rs2 ") for line in rs2_table.splitlines()) == 1
     assert sum(line.startswith("l1  lewis ") for line in out.splitlines()) == 1
     # The tour: one headline line per experiment, each judged.
     tour = out.split("== tour: headline per experiment ==")[1].split("quickstart wall time")[0]
