@@ -143,7 +143,7 @@ def _rs2(s: dict) -> dict:
     rs2 = rows["rs2"]
     static = [r for name, r in rows.items() if name in ("uniform", "kmeans", "leverage", "dpp")]
     best = max(static, key=lambda r: r["final_accuracy"])
-    tag = f"{100 * max(s['target_accuracies'][:1]):g}"
+    tag = f"{100 * s['target_accuracies'][0]:g}"
     ratios = [r[f"time_ratio_{tag}"] for r in static]
     finite = [x for x in ratios if math.isfinite(x)]
     reached = f"{min(finite):.3g}x RS2's time" if finite else "never"

@@ -125,8 +125,8 @@ def _assign(x: Array, centers: Array) -> tuple[Array, Array]:
     return labels, jnp.take_along_axis(d2, labels[:, None], axis=1)[:, 0]
 
 
-@functools.partial(jax.jit, static_argnums=2)
-def _plusplus(key: PRNGKey, x: Array, k: int, weights: Array) -> Array:
+@functools.partial(jax.jit, static_argnums=(2, 4))
+def _plusplus(key: PRNGKey, x: Array, k: int, weights: Array, candidates: int = 1) -> Array:
     n = x.shape[0]
     keys = jax.random.split(key, k)
     first = jax.random.categorical(keys[0], jnp.log(weights)).astype(jnp.int32)
@@ -145,8 +145,14 @@ def _plusplus(key: PRNGKey, x: Array, k: int, weights: Array) -> Array:
         chosen = jnp.zeros(n, bool).at[seeds].max(jnp.arange(k) < i)  # max: unset seeds are 0
         fallback = jnp.where(chosen, -jnp.inf, jnp.log(weights))
         logits = jnp.where(jnp.any(jnp.isfinite(logits)), logits, fallback)
-        pick = jax.random.categorical(keys[i], logits).astype(jnp.int32)
-        return seeds.at[i].set(pick), jnp.minimum(d2, distances_to(pick))
+        if candidates == 1:
+            pick = jax.random.categorical(keys[i], logits).astype(jnp.int32)
+            return seeds.at[i].set(pick), jnp.minimum(d2, distances_to(pick))
+        # Greedy: the candidate that lowers the potential sum_j w_j D_j^2 most.
+        picks = jax.random.categorical(keys[i], logits, shape=(candidates,)).astype(jnp.int32)
+        new = jnp.minimum(d2[None], jax.vmap(distances_to)(picks))
+        best = jnp.argmin(jnp.sum(weights * new, axis=1))
+        return seeds.at[i].set(picks[best]), new[best]
 
     seeds = jnp.zeros(k, jnp.int32).at[0].set(first)
     seeds, _ = jax.lax.fori_loop(1, k, body, (seeds, d2))
@@ -159,7 +165,12 @@ def _plusplus(key: PRNGKey, x: Array, k: int, weights: Array) -> Array:
 
 
 def kmeans_plusplus(
-    key: PRNGKey, x: ArrayLike, k: int, weights: ArrayLike | None = None
+    key: PRNGKey,
+    x: ArrayLike,
+    k: int,
+    weights: ArrayLike | None = None,
+    *,
+    num_candidates: int = 1,
 ) -> Array:
     r"""k-means++ seeds: ``k`` distinct point indices drawn by D^2 sampling.
 
@@ -168,6 +179,10 @@ def kmeans_plusplus(
         x: float[n, d] points.
         k: static number of seeds, ``1 <= k <= n``.
         weights: float[n] point weights (default 1), ``>= 0``.
+        num_candidates: static; 1 is the D^2 rule above. With ``L > 1`` each
+            seed after the first is the best of ``L`` i.i.d. D^2 candidates (the
+            one leaving the smallest potential ``sum_j w_j D_j^2``): the greedy
+            variant scikit-learn uses with ``L = 2 + floor(ln k)``.
 
     Returns:
         int32[k]: the seeds in the order drawn.
@@ -180,14 +195,15 @@ def kmeans_plusplus(
     """
     _args.check_key(key)
     x, weights = _check_points(x, k, weights)
-    return _plusplus(key, x, int(k), weights)
+    num_candidates = _args.check_int(num_candidates, "num_candidates")
+    return _plusplus(key, x, int(k), weights, num_candidates)
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3))
+@functools.partial(jax.jit, static_argnums=(2, 3, 5))
 def _lloyd(
-    key: PRNGKey, x: Array, k: int, num_iters: int, weights: Array
+    key: PRNGKey, x: Array, k: int, num_iters: int, weights: Array, candidates: int
 ) -> KMeansResult:
-    seeds = _plusplus(key, x, k, weights)
+    seeds = _plusplus(key, x, k, weights, candidates)
     # Distances by matrix products lose precision far from the origin: centre first.
     shift = jnp.mean(x, axis=0)
     x = x - shift
@@ -225,6 +241,7 @@ def kmeans(
     *,
     num_iters: int = 100,
     weights: ArrayLike | None = None,
+    num_candidates: int = 1,
 ) -> KMeansResult:
     """Weighted k-means: k-means++ seeds, then Lloyd rounds to a fixed point.
 
@@ -234,6 +251,8 @@ def kmeans(
         k: static number of clusters, ``1 <= k <= n``.
         num_iters: the most Lloyd rounds (static).
         weights: float[n] point weights (default 1), ``>= 0``.
+        num_candidates: D^2 candidates per seed (see :func:`kmeans_plusplus`);
+            ``2 + floor(ln k)`` (greedy) usually finds a better optimum.
 
     Returns:
         A :class:`KMeansResult`.
@@ -245,5 +264,6 @@ def kmeans(
     axis = sharding.explicit_batch_axis(jnp.asarray(x))
     x, weights = _check_points(x, k, weights)
     num_iters = _args.check_int(num_iters, "num_iters", minimum=0)
-    result = _lloyd(key, x, int(k), num_iters, weights)
+    num_candidates = _args.check_int(num_candidates, "num_candidates")
+    result = _lloyd(key, x, int(k), num_iters, weights, num_candidates)
     return result._replace(assignments=sharding.reshard_like(result.assignments, axis))

@@ -234,7 +234,10 @@ def train_and_evaluate(config: Any, workdir: str) -> dict:
             for i, method in enumerate(methods):
                 q = probabilities(name, problem, method, float(config.uniform_mix))
                 for s in range(seeds):
-                    key = jax.random.fold_in(jax.random.key(int(config.seed)), (i * 1000 + s) * 100_000 + m)
+                    # The draw depends on (method, seed, m) only, not on the config's order.
+                    key = jax.random.fold_in(
+                        jax.random.key(int(config.seed)), (METHODS.index(method) * 1000 + s) * 100_000 + m
+                    )
                     sample = leverage.sample_rows(key, jnp.asarray(q, jnp.float32), m, 1.0, replacement=True)
                     idx = np.asarray(sample.indices)[:m]
                     r = i * seeds + s

@@ -82,7 +82,12 @@ def linear_decay(
     """
     total, warmup = _check_steps(total_steps, warmup_steps)
     decay_steps = total - warmup
-    decay = optax.linear_schedule(peak_value, 0.0, max(decay_steps - 1, 1))
+    linear = optax.linear_schedule(peak_value, 0.0, max(decay_steps - 1, 1))
+
+    def decay(count):
+        # Under jit, XLA's reciprocal leaves -1e-9 instead of 0 at the end.
+        return jnp.maximum(linear(count), 0.0)
+
     return _with_warmup(decay, peak_value, warmup)
 
 

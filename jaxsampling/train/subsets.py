@@ -159,8 +159,13 @@ def cluster_budget(
 
 
 def cluster_labels(seed: int, features: Any, num_clusters: int) -> np.ndarray:
-    """k-means cluster of every example (k-means++ seeds from ``seed``)."""
-    result = kmeans.kmeans(jax.random.key(seed), jnp.asarray(features, jnp.float32), num_clusters)
+    """k-means cluster of every example (greedy k-means++ seeds from ``seed``)."""
+    result = kmeans.kmeans(
+        jax.random.key(seed),
+        jnp.asarray(features, jnp.float32),
+        num_clusters,
+        num_candidates=2 + int(np.log(num_clusters)),
+    )
     return np.asarray(result.assignments)
 
 

@@ -158,6 +158,57 @@ def test_plusplus_exact_law(k):
     _assert_law(seeds, _seed_law(X5, W5, k))
 
 
+def _greedy_pair_law(x, w, candidates):
+    """{(first, second): probability} of greedy seeding with k = 2, by enumeration.
+
+    The second seed is the best of ``candidates`` i.i.d. D^2 draws: the one
+    leaving the smallest potential sum_j w_j min(D_j^2, |x_j - x_c|^2); ties go
+    to the earliest draw (argmin).
+    """
+    w = np.asarray(w, np.float64)
+    d2 = _np_sq_dist(x, x)
+    n = len(w)
+    law = Counter()
+    for first in range(n):
+        p_first = w[first] / w.sum()
+        if p_first == 0:
+            continue
+        mass = w * d2[:, first]
+        mass[first] = 0.0
+        q = mass / mass.sum()
+        potential = [np.sum(w * np.minimum(d2[:, first], d2[:, c])) for c in range(n)]
+        for draws in itertools.product(range(n), repeat=candidates):
+            prob = np.prod([q[c] for c in draws])
+            if prob == 0:
+                continue
+            best = min(range(candidates), key=lambda i: (potential[draws[i]], i))
+            law[(first, draws[best])] += p_first * prob
+    return dict(law)
+
+
+def test_greedy_plusplus_exact_law():
+    """num_candidates = 3: the best of 3 D^2 draws, law by enumeration (5 sigma chi-square)."""
+    keys = jax.random.split(jax.random.key(7), NUM_DRAWS)
+    draw = jax.jit(jax.vmap(
+        lambda key: kmeans.kmeans_plusplus(key, X5, 2, W5, num_candidates=3)))
+    seeds = np.asarray(draw(keys))
+    law = _greedy_pair_law(X5, W5, 3)
+    np.testing.assert_allclose(sum(law.values()), 1.0, rtol=1e-12)
+    _assert_law(seeds, law)
+    # Greedy is not plain D^2: the laws differ.
+    plain = _seed_law(X5, W5, 2)
+    assert max(abs(law.get(s, 0) - plain.get(s, 0)) for s in set(law) | set(plain)) > 0.02
+
+
+def test_greedy_seeding_lowers_the_inertia():
+    x = _blobs(40, [[0.0, 0.0], [6.0, 0.0], [0.0, 6.0], [6.0, 6.0], [3.0, 3.0], [9.0, 3.0]], 0.5, seed=21)
+    plain = [float(kmeans.kmeans(jax.random.key(i), x, 6, num_candidates=1).inertia) for i in range(8)]
+    greedy = [float(kmeans.kmeans(jax.random.key(i), x, 6, num_candidates=4).inertia) for i in range(8)]
+    assert np.mean(greedy) <= np.mean(plain)
+    with pytest.raises(ValueError, match="num_candidates"):
+        kmeans.kmeans_plusplus(jax.random.key(0), x, 3, num_candidates=0)
+
+
 def test_plusplus_exact_law_with_fallback():
     """k = 4 > 3 distinct positive-weight locations: the last seed is the twin."""
     seeds = _draw_seeds(X5, 4, W5)
