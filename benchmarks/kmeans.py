@@ -35,7 +35,7 @@ QUICK_CASES = ((5_000, 8, 8),)
 ITERATIONS = 20
 QUICK_REPEATS = 3
 OURS = "jaxsampling"
-ANCHORS = ("sklearn",)
+ANCHORS = ("scikit-learn",)
 
 WORKLOAD = (
     "Gaussian blobs (k centres ~ N(0, 25 I_d), points = centre + N(0, I_d)), float32, "
@@ -78,7 +78,7 @@ def run(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
 
         impls = {
             OURS: ("jax", lambda key, x, k=k: kmeans.kmeans_plusplus(key, x, k), (key, xj)),
-            "sklearn": ("python", lambda x, k=k: kmeans_plusplus(
+            "scikit-learn": ("python", lambda x, k=k: kmeans_plusplus(
                 x, k, random_state=0, n_local_trials=1), (x,)),
         }
         cases.append(_case(f"seeding n={n} d={d} k={k}",
@@ -89,13 +89,13 @@ def run(quick: bool = False, repeats: int | None = None) -> dict[str, Any]:
         theirs = KMeans(k, init="k-means++", n_init=1, algorithm="lloyd",
                         max_iter=ITERATIONS, tol=0.0, random_state=0).fit(x)
         extra = {
-            "iterations": {OURS: int(ours.iterations), "sklearn": int(theirs.n_iter_)},
-            "inertia": {OURS: float(ours.inertia), "sklearn": float(theirs.inertia_)},
+            "iterations": {OURS: int(ours.iterations), "scikit-learn": int(theirs.n_iter_)},
+            "inertia": {OURS: float(ours.inertia), "scikit-learn": float(theirs.inertia_)},
         }
         impls = {
             OURS: ("jax", lambda key, x, k=k, t=trials: kmeans.kmeans(
                 key, x, k, num_iters=ITERATIONS, num_candidates=t), (key, xj)),
-            "sklearn": ("python", lambda x, k=k: KMeans(
+            "scikit-learn": ("python", lambda x, k=k: KMeans(
                 k, init="k-means++", n_init=1, algorithm="lloyd", max_iter=ITERATIONS,
                 tol=0.0, random_state=0).fit(x), (x,)),
         }
