@@ -37,6 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import numpy as np
 
 import orbax.checkpoint as ocp
 from absl import logging
@@ -67,6 +68,15 @@ def set_orbax_info_logs(enabled: bool) -> None:
 
 
 set_orbax_info_logs(False)
+
+
+def _everywhere(ok: bool) -> bool:
+    """Whether ``ok`` holds on every process (an all-gather when there are several)."""
+    if jax.process_count() == 1:
+        return ok
+    from jax.experimental import multihost_utils
+
+    return bool(np.all(multihost_utils.process_allgather(np.asarray(ok))))
 
 
 class Checkpointer:
@@ -190,9 +200,12 @@ class Checkpointer:
 
         Steps are tried from the newest. A step whose ``meta`` or ``state``
         fails to load (truncated or garbled files, a missing item) is never
-        used: it is logged as a warning and moved out of the way into
-        ``<directory>.corrupt/<step>-<time>`` (kept for inspection, and so
-        that the resumed run can save that step again).
+        used. Once an older step loads, the newer ones that failed are logged
+        as warnings and moved into ``<directory>.corrupt/<step>-<time>`` (kept
+        for inspection, and so that the resumed run can save those steps
+        again). With several processes, a step is used only if it loaded on
+        every process (their outcomes are all-gathered), so all resume from
+        the same step.
 
         Args:
             abstract_state: the restore target (see :meth:`restore`).
@@ -201,27 +214,49 @@ class Checkpointer:
                 raised, not skipped.
 
         Returns:
-            ``(step, state, meta)``, or None if no step loads.
+            ``(step, state, meta)``, or None if there is no step.
+
+        Raises:
+            RuntimeError: steps exist but none loads. Nothing is moved: a state
+                whose structure changed with the code fails like a corrupt one,
+                and starting over would silently drop the run.
         """
+        failed: list[tuple[int, BaseException]] = []
         for step in reversed(self.all_steps()):
+            error: BaseException | None = None
             try:
                 meta = self.restore_meta(step)
-            except Exception as error:  # noqa: BLE001 - any load failure is corruption
-                self._set_aside(step, error)
-                continue
-            if check_meta is not None:
+            except Exception as err:  # noqa: BLE001 - any load failure is a bad step
+                error = err
+            if error is None and check_meta is not None:
                 check_meta(meta)
-            try:
-                state, meta = self.restore(step, abstract_state)
-            except Exception as error:  # noqa: BLE001
-                self._set_aside(step, error)
-                continue
-            return step, state, meta
+            if error is None:
+                try:
+                    state, meta = self.restore(step, abstract_state)
+                except Exception as err:  # noqa: BLE001
+                    error = err
+            if _everywhere(error is None):
+                for bad_step, bad_error in failed:
+                    self._set_aside(bad_step, bad_error)
+                return step, state, meta
+            failed.append((step, error or RuntimeError("it failed on another process")))
+        if failed:
+            reasons = "; ".join(f"step {s}: {type(e).__name__}: {str(e)[:120]}" for s, e in failed)
+            raise RuntimeError(
+                f"no checkpoint in {self.directory} loads ({reasons}); if the state's "
+                "structure changed, restore with the old code, or move the steps away "
+                "to start over"
+            )
         return None
 
     def _set_aside(self, step: int, error: BaseException) -> None:
         corrupt = f"{self.directory}.corrupt"
-        target = os.path.join(corrupt, f"{step}-{time.time_ns()}")
+        stamp = time.time_ns()
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            stamp = int(multihost_utils.broadcast_one_to_all(np.int64(stamp)))
+        target = os.path.join(corrupt, f"{step}-{stamp}")
         logging.warning(
             "skipping corrupt checkpoint step %d in %s (%s: %s); moved to %s",
             step, self.directory, type(error).__name__, str(error)[:200], target,

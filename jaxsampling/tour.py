@@ -145,12 +145,15 @@ def _rs2(s: dict) -> dict:
     best = max(static, key=lambda r: r["final_accuracy"])
     tag = f"{100 * s['target_accuracies'][0]:g}"
     ratios = [r[f"time_ratio_{tag}"] for r in static]
-    finite = [x for x in ratios if math.isfinite(x)]
-    reached = f"{min(finite):.3g}x RS2's time" if finite else "never"
+    finite = sorted(x for x in ratios if math.isfinite(x))
+    never = len(ratios) - len(finite)
+    spread = f"{finite[0]:.3g}-{finite[-1]:.3g}x" if finite else ""
+    reached = ", ".join(p for p in (spread, f"{never} never" if never else "") if p)
     return _line(
-        f"RS2 vs best static subset ({best['arm']}): test accuracy; static time to {tag}%",
+        f"RS2 vs best static subset ({best['arm']}): test accuracy; static arms' time to {tag}%"
+        " / RS2's",
         f"{rs2['final_accuracy']:.3f} vs {best['final_accuracy']:.3f}; {reached}",
-        "RS2 higher; static slower",
+        "RS2 higher; ratios > 1",
         rs2["final_accuracy"] > best["final_accuracy"]
         and all(x > 1.0 or math.isnan(x) for x in ratios),
     )

@@ -130,7 +130,7 @@ def test_quickstart_then_plot(tmp_path):
     assert sum(line.startswith("4  sign ") for line in out.splitlines()) == 2
     rs2_table = out.split("== rs2 ==")[1].split("\n\n")[0]
     assert sum(line.startswith("rs2 ") for line in rs2_table.splitlines()) == 1
-    assert sum(line.startswith("l1  lewis ") for line in out.splitlines()) == 1
+    assert sum(line.split()[:2] == ["l1", "lewis"] for line in out.splitlines()) == 1
     # The tour: one headline line per experiment, each judged.
     tour = out.split("== tour: headline per experiment ==")[1].split("quickstart wall time")[0]
     judged = [line for line in tour.splitlines() if line.rstrip().endswith(("yes", "NO", "n/a"))]

@@ -10,7 +10,9 @@ with probability
 
 where :math:`D(x)` is the distance from :math:`x` to the nearest centre
 chosen so far (points already chosen have :math:`D = 0` and are never picked
-again). Its expected cost is within :math:`8(\ln k + 2)` of the optimum.
+again). Its expected cost is within :math:`8(\ln k + 2)` of the optimum
+(Arthur and Vassilvitskii's bound, for this one-candidate rule; the greedy
+variant, ``num_candidates > 1``, usually does better in practice).
 
 **Lloyd's algorithm** then alternates assignment to the nearest centre and
 moving each centre to the weighted mean of its points, for ``num_iters``
@@ -96,9 +98,11 @@ def _check_points(x: ArrayLike, k: int, weights: ArrayLike | None) -> tuple[Arra
 
 def _sq_distances(x: Array, centers: Array) -> Array:
     """float[n, k] squared distances, by one matrix product."""
+    # HIGHEST: bf16 (TPU) or TF32 (GPU) products would flip close assignments.
+    cross = jnp.matmul(x, centers.T, precision=jax.lax.Precision.HIGHEST)
     d2 = (
         jnp.sum(x * x, axis=1)[:, None]
-        - 2.0 * x @ centers.T
+        - 2.0 * cross
         + jnp.sum(centers * centers, axis=1)[None, :]
     )
     return jnp.maximum(d2, 0.0)
@@ -213,7 +217,7 @@ def _lloyd(
     def move(centers, labels):
         onehot = jax.nn.one_hot(labels, k, dtype=x.dtype) * weights[:, None]
         mass = onehot.sum(axis=0)
-        sums = onehot.T @ x
+        sums = jnp.matmul(onehot.T, x, precision=jax.lax.Precision.HIGHEST)
         return jnp.where(mass[:, None] > 0, sums / jnp.maximum(mass, 1e-30)[:, None], centers)
 
     def cond(carry):

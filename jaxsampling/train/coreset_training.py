@@ -142,7 +142,8 @@ def _task(name, a, y, w, l2, n, describe) -> loop.Task:
     """Full-batch training of ``R`` stacked parameter vectors on weighted rows.
 
     ``a[rows, R, d]``, ``y[rows, R]``, ``w[rows, R]`` (loss weights ``1 / (m q)``,
-    0 on padding); replica ``r`` minimises ``sum_j w_jr l_jr / n + l2 |theta_r|^2 / 2``.
+    0 on padding); replica ``r`` minimises ``sum_j w_jr l_jr / n`` (plus
+    ``l2 |theta_r|^2 / 2`` for logistic regression, as :func:`full_loss`).
     """
     rows, replicas, d = a.shape
     a32, y32, w32 = (np.asarray(v, np.float32) for v in (a, y, w))
@@ -157,7 +158,8 @@ def _task(name, a, y, w, l2, n, describe) -> loop.Task:
         weighted = batch["w"] * _row_loss(name, params[None], batch["a"], batch["y"])
         # The loop averages devices' losses: the mean over local rows x rows / n sums them.
         data = jnp.sum(weighted) / local * (rows / n)
-        return data + 0.5 * l2 * jnp.sum(params**2), {}
+        penalty = 0.5 * l2 * jnp.sum(params**2) if name == "logistic" else 0.0
+        return data + penalty, {}
 
     return loop.Task(
         init_params=lambda key: jnp.zeros((replicas, d), jnp.float32),
@@ -172,6 +174,13 @@ def _task(name, a, y, w, l2, n, describe) -> loop.Task:
 def _padded(count: int) -> int:
     devices = jax.device_count()
     return -(-count // devices) * devices
+
+
+def _pad_rows(a: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Zero-weight rows appended up to a multiple of the device count."""
+    extra = _padded(a.shape[0]) - a.shape[0]
+    pad = lambda v: np.concatenate([v, np.zeros((extra,) + v.shape[1:], v.dtype)])  # noqa: E731
+    return pad(a), pad(y), pad(w)
 
 
 def _train_config(config: Any) -> Any:
@@ -212,13 +221,14 @@ def train_and_evaluate(config: Any, workdir: str) -> dict:
     for name in config.problems:
         problem = make_problem(name, n, d, int(config.data_seed))
         _, best = optimum(name, problem, l2)
-        describe = {"problem": name, "n": n, "d": d, "l2": l2, "data_seed": int(config.data_seed)}
+        describe = {"problem": name, "n": n, "d": d, "l2": l2, "data_seed": int(config.data_seed),
+                    "uniform_mix": float(config.uniform_mix)}
         # The optimiser on the full data: the gap it leaves by itself.
         full = loop.fit(
             train,
             os.path.join(workdir, name, "full"),
-            _task(name, problem["a"][:, None], problem["y"][:, None], np.ones((n, 1)), l2, n,
-                  {**describe, "arm": "full"}),
+            _task(name, *_pad_rows(problem["a"][:, None], problem["y"][:, None], np.ones((n, 1))),
+                  l2, n, {**describe, "arm": "full"}),
         )
         complete &= full.complete
         if full.complete:

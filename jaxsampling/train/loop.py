@@ -14,8 +14,11 @@ loss, the batches of any range of steps, an evaluation) and calls
   Each device takes the loss and gradient of its rows; they are
   all-gathered and averaged in device order, so a run gives bit-identical
   results however its devices are spread over processes (one process with 4
-  devices = two with 2 each). Each process builds only its own rows of each
-  global batch (``Task.batches`` gets the row range).
+  devices = two with 2 each). That costs each device one copy of the
+  gradient per device; ``config.deterministic_reduce = False`` averages by
+  ``pmean`` instead (an all-reduce, whose order XLA picks). Each process
+  builds only its own rows of each global batch (``Task.batches`` gets the
+  row range).
 * **Checkpoints.** Every ``config.checkpoint_every`` steps and at the end,
   with orbax (:mod:`jaxsampling.checkpoint`): the :class:`TrainState` (step,
   params, optimiser state, the per-step losses and gradient norms) and a meta
@@ -24,16 +27,18 @@ loss, the batches of any range of steps, an evaluation) and calls
   newest checkpoint that loads (corrupt ones are skipped with a warning) and
   is bit-identical to an uninterrupted one: the batches and keys of step
   ``s`` depend on ``s`` only, and chunk boundaries fall on checkpoint steps.
-* **Non-finite loss.** Checked after every chunk, before anything is logged
-  or saved: ``FloatingPointError`` naming the first bad step; the last good
-  checkpoint stays.
+* **Non-finite loss or gradient.** Checked after every chunk, before
+  anything is logged or saved: ``FloatingPointError`` naming the first bad
+  step; the last good checkpoint stays.
 * **Metrics.** ``metrics.jsonl`` gets one row per evaluation (``step``,
   ``examples``, ``train_time`` (seconds in compiled update steps, summed over
   restarts; compiling and one warm-up call are timed apart:
   :attr:`FitResult.compile_time`), the
-  mean loss and gradient norm since the previous row, the learning rate, and
-  the evaluation's scalars); progress (steps/s, ETA)
-  through absl logging. Only process 0 writes files.
+  mean loss and gradient norm since the previous row, the learning rate, the
+  loss's aux scalars averaged over the last chunk, and the evaluation's
+  scalars); progress (steps/s, ETA)
+  through absl logging. Only process 0 writes the metrics and config files;
+  orbax writes each checkpoint from every process.
 
 Example:
     >>> import jax, jax.numpy as jnp, numpy as np, ml_collections
@@ -87,7 +92,7 @@ __all__ = [
 ]
 
 # Metric keys that depend on the machine, not on the computation.
-TIMING_KEYS = ("train_time", "steps_per_sec")
+TIMING_KEYS = ("train_time",)
 # Config keys that control the run, not its results (a resumed run may change them).
 RUN_CONTROL_KEYS = ("stop_after_steps", "log_every_secs", "keep_checkpoints")
 
@@ -160,15 +165,30 @@ class FitResult(NamedTuple):
     compile_time: float
 
 
-def process_rows(batch_size: int) -> slice:
-    """The rows of a global batch that this process feeds (contiguous, equal)."""
-    count, index = jax.process_count(), jax.process_index()
+def process_rows(batch_size: int, sharding_: NamedSharding | None = None) -> slice:
+    """The rows of a global batch that this process feeds.
+
+    Read from the batch sharding (``P(None, batch)`` over ``batch_mesh``), so
+    it holds whatever order the mesh puts the processes' devices in; they
+    must form one contiguous block per process.
+
+    Raises:
+        ValueError: ``batch_size`` not divisible by the number of devices, or
+            this process's rows not contiguous.
+    """
     if batch_size % jax.device_count():
         raise ValueError(
             f"batch_size {batch_size} must be divisible by the {jax.device_count()} devices"
         )
-    per = batch_size // count
-    return slice(index * per, (index + 1) * per)
+    if sharding_ is None:
+        mesh = sharding.batch_mesh(axis_type=AxisType.Auto)
+        sharding_ = NamedSharding(mesh, P(None, sharding.BATCH_AXIS))
+    index_map = sharding_.addressable_devices_indices_map((1, batch_size))
+    spans = sorted({(i[1].start or 0, i[1].stop or batch_size) for i in index_map.values()})
+    for (_, stop), (start, _) in zip(spans, spans[1:]):
+        if stop != start:
+            raise ValueError(f"this process's batch rows are not contiguous: {spans}")
+    return slice(spans[0][0], spans[-1][1])
 
 
 def _check_schedule(config: Any) -> tuple[int, int, int, int]:
@@ -208,19 +228,22 @@ def _chunk_update(
     build: Callable[[Any], optax.GradientTransformation],
     optimizer_key: str,
     mesh: jax.sharding.Mesh,
+    deterministic: bool = True,
 ) -> Callable:
     """The jitted update of a chunk of steps, data-parallel over ``mesh``.
 
     ``update(state, batches, learning_rates, root_key, steps)``: ``batches``
     has a leading step axis as long as ``steps`` (int32[chunk], only its
-    length matters), or of length 1 (the same batch every step); ``learning_rates[s]`` is step ``s``'s learning rate
-    (the optimiser is built inside from this table). Each device computes
-    the loss and gradient of its rows (key ``fold_in(fold_in(root_key, s),
-    device)``); the per-device results are all-gathered and averaged in device
-    order, so the sum is the same whichever process holds which device (an
-    all-reduce's order is not).
+    length matters), or of length 1 (the same batch every step);
+    ``learning_rates[s]`` is step ``s``'s learning rate (the optimiser is
+    built inside from this table). Each device computes the loss and gradient
+    of its rows (key ``fold_in(fold_in(root_key, s), device)``). With
+    ``deterministic``, the per-device results are all-gathered and averaged in
+    device order, so the sum is the same whichever process holds which device
+    (an all-reduce's order is not), at the cost of D copies of the gradient
+    per device; otherwise they are averaged by ``pmean``.
     """
-    cache_key = (loss_fn, optimizer_key, mesh)
+    cache_key = (loss_fn, optimizer_key, mesh, deterministic)
     if cache_key in _UPDATES:
         return _UPDATES[cache_key]
     axis = sharding.BATCH_AXIS
@@ -236,9 +259,12 @@ def _chunk_update(
             (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
                 state.params, batch, key
             )
-            loss, aux, grads = jax.tree.map(
-                lambda v: jnp.mean(jax.lax.all_gather(v, axis), axis=0), (loss, aux, grads)
-            )
+            if deterministic:
+                loss, aux, grads = jax.tree.map(
+                    lambda v: jnp.mean(jax.lax.all_gather(v, axis), axis=0), (loss, aux, grads)
+                )
+            else:
+                loss, aux, grads = jax.lax.pmean((loss, aux, grads), axis)
             updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
             state = TrainState(
                 step=state.step + 1,
@@ -247,7 +273,7 @@ def _chunk_update(
                 losses=state.losses.at[state.step].set(loss),
                 grad_norms=state.grad_norms.at[state.step].set(optax.tree.norm(grads)),
             )
-            return state, {"loss": loss, **aux}
+            return state, {"loss": loss, "grad_norm": state.grad_norms[state.step - 1], **aux}
 
         length = steps.shape[0]
         if jax.tree.leaves(batches)[0].shape[0] == length:
@@ -341,7 +367,8 @@ def fit(
             ``checkpoint_every``, ``eval_every`` (multiples of
             ``steps_per_call``), ``optimizer`` (see :mod:`jaxsampling.train.optim`),
             and optionally ``stop_after_steps`` (stop there as if killed: tests),
-            ``log_every_secs``, ``keep_checkpoints``.
+            ``log_every_secs``, ``keep_checkpoints``, ``deterministic_reduce``
+            (default True).
         workdir: the run directory (``metrics.jsonl``, ``checkpoints/``,
             ``config.json``, ``summary.json`` once complete).
         task: the problem.
@@ -354,10 +381,11 @@ def fit(
     Raises:
         ValueError: a bad schedule, or ``workdir`` holds a checkpoint of
             another configuration.
-        FloatingPointError: a non-finite loss (the last good checkpoint stays).
+        FloatingPointError: a non-finite loss or gradient (the last good
+            checkpoint stays).
+        RuntimeError: ``workdir`` holds checkpoints and none of them loads.
     """
     num_steps, chunk, ckpt_every, eval_every = _check_schedule(config)
-    rows = process_rows(task.batch_size)
     build = optim.factory(config.optimizer)
     schedule = schedules.from_config(config.optimizer.schedule, num_steps, grad_norms)
     learning_rates = np.asarray(jax.jit(jax.vmap(schedule))(np.arange(num_steps)), np.float32)
@@ -371,6 +399,7 @@ def fit(
     )
     mesh = sharding.batch_mesh(axis_type=AxisType.Auto)
     batch_sharding = NamedSharding(mesh, P(None, sharding.BATCH_AXIS))
+    rows = process_rows(task.batch_size, batch_sharding)
     identity = {
         "config": {
             k: v
@@ -383,7 +412,9 @@ def fit(
     init = _initializer(task.init_params, build, optimizer_key, num_steps, mesh)
     seed = np.uint32(int(config.seed))
     abstract = jax.eval_shape(init, seed)
-    update = _chunk_update(task.loss_fn, build, optimizer_key, mesh)
+    update = _chunk_update(
+        task.loss_fn, build, optimizer_key, mesh, bool(config.get("deterministic_reduce", True))
+    )
     table, root, step_ids = _replicate_inputs(mesh)(
         learning_rates, seed, np.arange(chunk, dtype=np.int32)
     )
@@ -438,12 +469,12 @@ def fit(
             state, outputs = compiled(state, batches, table, root, step_ids)
             outputs = jax.tree.map(np.asarray, outputs)
             train_time += time.perf_counter() - tick
-            losses = outputs.pop("loss")
-            if not np.all(np.isfinite(losses)):
-                bad = first + int(np.argmin(np.isfinite(losses)))
+            finite = np.isfinite(outputs.pop("loss")) & np.isfinite(outputs.pop("grad_norm"))
+            if not np.all(finite):
+                bad = first + int(np.argmin(finite))
                 raise FloatingPointError(
-                    f"non-finite loss at step {bad} in {workdir}; the last good "
-                    "checkpoint is kept"
+                    f"non-finite loss or gradient at step {bad} in {workdir}; the last "
+                    "good checkpoint is kept"
                 )
             done = first + chunk
             report(done)

@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +52,12 @@ def factory(config: Any) -> Callable[[Any], optax.GradientTransformation]:
     if not callable(optimizer_fn) or name.startswith("_"):
         raise ValueError(f"unknown optax optimiser {name!r}")
     kwargs = dict(config.get("kwargs", None) or {})
+    if "learning_rate" in kwargs:
+        raise ValueError(
+            "set the learning rate through optimizer.schedule (peak_value), not kwargs"
+        )
+    if "learning_rate" not in inspect.signature(optimizer_fn).parameters:
+        raise ValueError(f"optax.{name} takes no learning_rate: not an optimiser the loop can schedule")
     clip = config.get("clip_norm", None)
 
     def build(learning_rate: Any) -> optax.GradientTransformation:

@@ -285,7 +285,6 @@ def _run_kmeans(config: Any, problem: _Problem, arm_dir: str, describe: dict) ->
     chosen = np.zeros(0, np.int64)
     params, history, steps_done, time_done = None, [], 0, 0.0
     complete = True
-    grad_norms = []
     for r in range(rounds):
         tick = time.perf_counter()
         chosen = np.sort(np.concatenate([
@@ -310,8 +309,9 @@ def _run_kmeans(config: Any, problem: _Problem, arm_dir: str, describe: dict) ->
                 "step": row["step"] + steps_done,
                 "examples": row["examples"] + steps_done * batch,
                 "train_time": row["train_time"] + time_done,
+                # Only the selection done so far counts toward this row's time.
+                "selection_time": selection_time,
             })
-        grad_norms.append(np.asarray(result.state.grad_norms))
         if not result.complete:
             complete = False
             break
@@ -330,7 +330,6 @@ def _run_kmeans(config: Any, problem: _Problem, arm_dir: str, describe: dict) ->
         "selection_time": selection_time,
         "compile_time": compile_time,
         "complete": complete,
-        "grad_norms": np.concatenate(grad_norms),
     }
 
 
@@ -338,7 +337,8 @@ def _time_to_target(arm: dict, target: float) -> tuple[float, float]:
     """Seconds (selection + training) and examples until test accuracy >= target."""
     for row in arm["history"]:
         if row["test_accuracy"] >= target:
-            return arm["selection_time"] + row["train_time"], float(row["examples"])
+            selection = row.get("selection_time", arm["selection_time"])
+            return selection + row["train_time"], float(row["examples"])
     return math.inf, math.inf
 
 
@@ -395,8 +395,10 @@ def train_and_evaluate(config: Any, workdir: str) -> dict:
         arms.append(_run_arm(config, problem, workdir, arm, None))
         complete &= arms[-1]["complete"]
     rs2 = next((a for a in arms if a["name"] == "rs2"), None)
+    warmup = int(config.train.optimizer.schedule.get("warmup_steps", 0))
     for kind in config.schedules:
-        norms = rs2["grad_norms"] if kind == "refined" else None
+        # The refined schedule reads the norms of the decay steps (after warmup).
+        norms = rs2["grad_norms"][warmup:] if kind == "refined" else None
         if kind == "refined" and not rs2["complete"]:
             complete = False
             break
@@ -408,7 +410,8 @@ def train_and_evaluate(config: Any, workdir: str) -> dict:
         writer.write_config(config)
         writer.replace_metrics(
             [
-                {**row, "arm": arm["name"], "time": arm["selection_time"] + row["train_time"]}
+                {**row, "arm": arm["name"],
+                 "time": row.get("selection_time", arm["selection_time"]) + row["train_time"]}
                 for arm in arms
                 for row in arm["history"]
             ]

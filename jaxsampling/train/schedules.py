@@ -154,7 +154,8 @@ def refined(
         peak_value: the largest learning rate.
         warmup_steps: linear warmup from 0 before the refined steps.
         tau: median-filter width as a fraction of ``T``.
-        power: 2 (SGD) or 1 (Adam-like).
+        power: 2 (SGD) or 1 (Adam-like; pass l1 norms then: the training loop
+            records l2 norms, ``TrainState.grad_norms``).
 
     Returns:
         An optax schedule.

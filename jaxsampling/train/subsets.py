@@ -3,9 +3,11 @@ r"""Which training examples each epoch sees: repeated random subsets and static 
 **Repeated random subsets (RS2, without replacement).** Okanovic et al.,
 "Repeated Random Sampling for Minimizing the Time-to-Accuracy of Learning"
 (2023): each epoch trains on ``size`` examples drawn uniformly, without
-replacement *across* epochs: a round of ``n // size`` epochs walks through one
-random permutation of the ``n`` examples, so every example is seen once per
-round before any is seen twice (:func:`rs2_epoch`).
+replacement *across* epochs: a round of ``n // size`` epochs walks through
+consecutive blocks of one random permutation of the ``n`` examples, so no
+example is seen twice within a round (:func:`rs2_epoch`). When ``size`` does
+not divide ``n``, the last ``n mod size`` examples of each round's
+permutation wait for a later round (a fresh permutation each round).
 
 **Static selectors** choose one subset of ``size`` examples before training
 (:func:`select`), which is then reshuffled every epoch (:func:`static_epoch`):

@@ -349,6 +349,7 @@ def test_easy_case_matches_sklearn():
     np.testing.assert_allclose(order(ours.centers), order(sk.cluster_centers_), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_hard_case_within_a_small_factor_of_sklearn():
     """Unstructured data: over 8 keys our inertia stays within 1.5x of
     sklearn's best-of-10 (k-means++ guarantees 8 (ln k + 2) in expectation;
@@ -473,6 +474,7 @@ def test_sharded_explicit_mesh_equals_unsharded():
     assert result.assignments.sharding.spec[0] == sharding.BATCH_AXIS
 
 
+@pytest.mark.slow
 @pytest.mark.multidevice
 def test_sharded_auto_mesh_equals_unsharded():
     x, w = _sharded_data()

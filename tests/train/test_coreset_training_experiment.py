@@ -9,12 +9,12 @@ from tests.train.helpers import load_config
 
 def small_config():
     config = load_config("coreset_training")
-    config.num_rows = 2000
+    config.num_rows = 1600
     config.num_cols = 4
     config.sizes = (64, 512)
     config.num_seeds = 3
     config.methods = ("uniform", "lewis")
-    config.train.num_steps = 300
+    config.train.num_steps = 200
     config.train.steps_per_call = 100
     config.train.checkpoint_every = 100
     config.train.eval_every = 100
@@ -54,7 +54,7 @@ def test_end_to_end(straight):
     assert summary["complete"]
     rows = {(r["problem"], r["method"], r["m"]): r for r in summary["results"]}
     for name in ct.PROBLEMS:
-        full = rows[(name, "full", 2000)]
+        full = rows[(name, "full", 1600)]
         # The loop itself reaches the full-data optimum.
         assert full["gap_mean"] < 1e-3, full
         for method in ("uniform", "lewis"):

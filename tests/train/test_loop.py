@@ -136,7 +136,7 @@ def test_stop_and_resume_is_bit_identical(straight, tmp_path):
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(straight, tmp_path):
     _, expected = straight
     workdir = str(tmp_path)
-    with pytest.raises(FloatingPointError, match="non-finite loss at step 9"):
+    with pytest.raises(FloatingPointError, match="non-finite loss or gradient at step 9"):
         loop.fit(make_config(), workdir, make_task(nan_from=9))
     with checkpoint.Checkpointer(os.path.join(workdir, "checkpoints")) as ckpt:
         assert ckpt.latest_step() == 8
@@ -171,6 +171,45 @@ def test_corrupt_checkpoint_is_skipped_with_a_warning(straight, tmp_path, caplog
     assert os.listdir(directory + ".corrupt")[0].startswith("8-")
     np.testing.assert_array_equal(resumed.state.params["w"], expected.state.params["w"])
     assert without_timing(resumed.history) == without_timing(expected.history)
+
+
+def test_non_finite_gradient_with_a_finite_loss_stops(tmp_path):
+    task = make_task()
+
+    def loss_fn(params, batch, key):
+        loss, aux = task.loss_fn(params, batch, key)
+        # d/dw sqrt(|w|) = inf at w = 0, times 0: a NaN gradient, a finite loss.
+        return loss + 0.0 * jnp.sum(jnp.sqrt(jnp.abs(params["w"]))), aux
+
+    bad = loop.Task(**{**task.__dict__, "loss_fn": loss_fn})
+    with pytest.raises(FloatingPointError, match="at step 0"):
+        loop.fit(make_config(), str(tmp_path), bad)
+    with checkpoint.Checkpointer(os.path.join(str(tmp_path), "checkpoints")) as ckpt:
+        assert ckpt.latest_step() is None
+
+
+def test_every_checkpoint_corrupt_raises_and_moves_nothing(tmp_path):
+    workdir = str(tmp_path)
+    loop.fit(make_config(stop_after_steps=8), workdir, make_task())
+    directory = os.path.join(workdir, "checkpoints")
+    for step in ("4", "8"):
+        _garble(os.path.join(directory, step))
+    with pytest.raises(RuntimeError, match="no checkpoint in .* loads"):
+        loop.fit(make_config(), workdir, make_task())
+    assert sorted(os.listdir(directory)) == ["4", "8"]
+    assert not os.path.exists(directory + ".corrupt")
+
+
+def test_pmean_reduction_is_close_to_the_deterministic_one(straight, tmp_path):
+    _, expected = straight
+    result = loop.fit(make_config(deterministic_reduce=False), str(tmp_path), make_task())
+    np.testing.assert_allclose(result.state.params["w"], expected.state.params["w"], rtol=1e-5)
+
+
+def test_process_rows_follow_the_sharding():
+    assert loop.process_rows(16) == slice(0, 16)  # one process holds every row
+    with pytest.raises(ValueError, match="divisible"):
+        loop.process_rows(12)
 
 
 def test_corrupt_meta_is_skipped(tmp_path):
