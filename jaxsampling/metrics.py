@@ -204,15 +204,9 @@ class MetricWriter:
         if not self._enabled or not os.path.exists(self.metrics_path):
             return
         self.flush()
-        if self._metrics_file is not None:
-            self._metrics_file.close()
-            self._metrics_file = None
-        kept = [r for r in read_jsonl(self.metrics_path) if r.get("step", -1) < step]
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".jsonl", dir=self.workdir)
-        with os.fdopen(fd, "w") as f:
-            for r in kept:
-                f.write(json.dumps(r) + "\n")
-        os.replace(tmp, self.metrics_path)
+        self.replace_metrics(
+            [r for r in read_jsonl(self.metrics_path) if r.get("step", -1) < step]
+        )
 
     def replace_metrics(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Rewrites ``metrics.jsonl`` as ``rows`` (each with a ``step``), atomically.

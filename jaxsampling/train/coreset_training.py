@@ -57,7 +57,7 @@ import scipy.optimize
 
 from jaxsampling import metrics as metrics_lib
 from jaxsampling.kernels import leverage
-from jaxsampling.train import loop
+from jaxsampling.train import _blocks, loop
 
 PROBLEMS = ("logistic", "l1")
 METHODS = ("uniform", "root_leverage", "lewis", "leverage")
@@ -192,12 +192,8 @@ def _train_config(config: Any) -> Any:
 
 
 def _check(config: Any) -> None:
-    for p in config.problems:
-        if p not in PROBLEMS:
-            raise ValueError(f"unknown problem {p!r}; known: {PROBLEMS}")
-    for m in config.methods:
-        if m not in METHODS:
-            raise ValueError(f"unknown method {m!r}; known: {METHODS}")
+    _blocks.check_choices("problem", config.problems, PROBLEMS)
+    _blocks.check_choices("method", config.methods, METHODS)
     if not config.sizes or min(config.sizes) < 1 or max(config.sizes) > int(config.num_rows):
         raise ValueError(f"sizes must be in [1, num_rows], got {tuple(config.sizes)}")
     if int(config.num_seeds) < 1:
