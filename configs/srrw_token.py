@@ -49,6 +49,12 @@ def get_config(arg=None):
     config.record_every = 1000
     config.seed = 0
 
+    # Training (jaxsampling.train.loop): the theta update, one compiled call
+    # per record, a checkpoint every few records within a block.
+    config.optimizer = "sgd"  # any optax optimiser taking learning_rate = beta
+    config.checkpoint_every_records = 5
+    config.stop_after_steps = ml_collections.FieldReference(None, field_type=int)
+
     config.log_every_blocks = 1
     config.log_every_secs = 10.0
     return config

@@ -170,7 +170,10 @@ def run_blocks(
         run_block: ``(b, state) -> (state, row)``: runs block ``b``, returns
             the state with slot ``b`` filled and ``next_block = b + 1`` and the
             ``metrics.jsonl`` row. It raises ``FloatingPointError`` on
-            non-finite results, before anything is logged or saved.
+            non-finite results, before anything is logged or saved. A block
+            trained by :func:`jaxsampling.train.loop.fit` (which checkpoints
+            within the block) returns None when the fit stopped early
+            (``stop_after_steps``): the run stops there, as if killed.
         summarize: ``state -> dict``, with a boolean ``complete``.
         write_artifacts: ``state -> None``, called after every checkpoint and
             after a restore.
@@ -213,7 +216,11 @@ def run_blocks(
             if stop_after is not None and b >= int(stop_after):
                 logging.info("stop_after_blocks=%d reached; stopping", b)
                 break
-            state, row = run_block(b, state)
+            result = run_block(b, state)
+            if result is None:
+                logging.info("block %d stopped before its end; stopping", b)
+                break
+            state, row = result
             writer.write_scalars(b + 1, row)
             ckpt.save(b + 1, state, meta=meta)
             if write_artifacts is not None:

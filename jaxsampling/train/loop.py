@@ -19,6 +19,12 @@ loss, the batches of any range of steps, an evaluation) and calls
   ``pmean`` instead (an all-reduce, whose order XLA picks). Each process
   builds only its own rows of each global batch (``Task.batches`` gets the
   row range).
+* **Ensembles** (``Task.shard_params``). Independent models stacked along
+  a leading axis (an ensemble, a pool of runs) are sharded instead: every
+  parameter and optimiser-state leaf with a leading axis is split over the
+  devices, each device trains its share on the whole (replicated) batch, and
+  no gradient is reduced; the objective is the **sum** of the devices'
+  losses, so each model gets the gradient of its own loss term.
 * **Checkpoints.** Every ``config.checkpoint_every`` steps and at the end,
   with orbax (:mod:`jaxsampling.checkpoint`): the :class:`TrainState` (step,
   params, optimiser state, the per-step losses and gradient norms) and a meta
@@ -136,6 +142,12 @@ class Task:
         fixed_batch: every step uses the same batch (full-batch training on a
             coreset, say): ``batches`` is called with ``num_steps = 1`` and
             its one batch is reused by every step of the chunk.
+        shard_params: the parameters are independent models stacked along a
+            leading axis (divisible by the device count): that axis is sharded
+            over the devices (and so are the optimiser-state leaves that have
+            one), every device gets the whole batch (``rows`` covers it), and
+            ``loss_fn`` sees its device's models only and returns the sum of
+            their losses; the reported loss sums the devices'.
     """
 
     init_params: Callable[[PRNGKey], ArrayTree]
@@ -145,6 +157,7 @@ class Task:
     evaluate: Callable[[ArrayTree], dict] | None = None
     describe: dict = dataclasses.field(default_factory=dict)
     fixed_batch: bool = False
+    shard_params: bool = False
 
 
 class FitResult(NamedTuple):
@@ -229,6 +242,7 @@ def _chunk_update(
     optimizer_key: str,
     mesh: jax.sharding.Mesh,
     deterministic: bool = True,
+    state_specs: Any = None,
 ) -> Callable:
     """The jitted update of a chunk of steps, data-parallel over ``mesh``.
 
@@ -242,8 +256,16 @@ def _chunk_update(
     device order, so the sum is the same whichever process holds which device
     (an all-reduce's order is not), at the cost of D copies of the gradient
     per device; otherwise they are averaged by ``pmean``.
+
+    ``state_specs`` (a :class:`TrainState` of ``PartitionSpec``, or None: all
+    replicated) shards an ensemble's parameters: then the batch is
+    replicated, each device keeps its own gradients, and the loss and the
+    squared gradient norm are summed over devices (in device order).
     """
-    cache_key = (loss_fn, optimizer_key, mesh, deterministic)
+    ensemble = state_specs is not None
+    flat_specs = None if not ensemble else jax.tree.flatten(state_specs)
+    cache_key = (loss_fn, optimizer_key, mesh, deterministic,
+                 None if not ensemble else (tuple(flat_specs[0]), flat_specs[1]))
     if cache_key in _UPDATES:
         return _UPDATES[cache_key]
     axis = sharding.BATCH_AXIS
@@ -259,19 +281,27 @@ def _chunk_update(
             (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
                 state.params, batch, key
             )
-            if deterministic:
+            if ensemble:
+                gathered = jax.lax.all_gather(
+                    (loss, aux, optax.tree.norm(grads, squared=True)), axis
+                )
+                loss, norm_sq = jnp.sum(gathered[0]), jnp.sum(gathered[2])
+                aux = jax.tree.map(lambda v: jnp.mean(v, axis=0), gathered[1])
+            elif deterministic:
                 loss, aux, grads = jax.tree.map(
                     lambda v: jnp.mean(jax.lax.all_gather(v, axis), axis=0), (loss, aux, grads)
                 )
             else:
                 loss, aux, grads = jax.lax.pmean((loss, aux, grads), axis)
+            if not ensemble:
+                norm_sq = optax.tree.norm(grads, squared=True)
             updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
             state = TrainState(
                 step=state.step + 1,
                 params=optax.apply_updates(state.params, updates),
                 opt_state=opt_state,
                 losses=state.losses.at[state.step].set(loss),
-                grad_norms=state.grad_norms.at[state.step].set(optax.tree.norm(grads)),
+                grad_norms=state.grad_norms.at[state.step].set(jnp.sqrt(norm_sq)),
             )
             return state, {"loss": loss, "grad_norm": state.grad_norms[state.step - 1], **aux}
 
@@ -284,8 +314,9 @@ def _chunk_update(
     sharded = jax.shard_map(
         chunk,
         mesh=mesh,
-        in_specs=(P(), P(None, axis), P(), P(), P()),
-        out_specs=(P(), P()),
+        in_specs=(state_specs if ensemble else P(), P() if ensemble else P(None, axis),
+                  P(), P(), P()),
+        out_specs=(state_specs if ensemble else P(), P()),
         check_vma=False,
     )
     return _remember(_UPDATES, cache_key, jax.jit(sharded, donate_argnums=0))
@@ -301,10 +332,16 @@ def _keys(seed: jax.Array) -> tuple[PRNGKey, PRNGKey]:
 
 
 def _initializer(
-    init_params: Callable, build: Callable, optimizer_key: str, num_steps: int, mesh
-) -> Callable:
-    """``seed -> TrainState``, jitted with replicated outputs (cached per model)."""
-    cache_key = (init_params, optimizer_key, num_steps, mesh)
+    init_params: Callable,
+    build: Callable,
+    optimizer_key: str,
+    num_steps: int,
+    mesh,
+    shard_params: bool = False,
+) -> tuple[Callable, Any]:
+    """``(seed -> TrainState, state_specs)``, jitted with replicated outputs, or with
+    the ensemble axis sharded (``shard_params``; specs None otherwise); cached per model."""
+    cache_key = (init_params, optimizer_key, num_steps, mesh, shard_params)
     if cache_key in _INITIALIZERS:
         return _INITIALIZERS[cache_key]
 
@@ -318,8 +355,43 @@ def _initializer(
             grad_norms=jnp.zeros(num_steps, jnp.float32),
         )
 
-    init = jax.jit(fresh_state, out_shardings=NamedSharding(mesh, P()))
-    return _remember(_INITIALIZERS, cache_key, init)
+    specs = None
+    if shard_params:
+        specs = _ensemble_specs(jax.eval_shape(fresh_state, np.uint32(0)), mesh.size)
+        shardings = jax.tree.map(lambda spec: NamedSharding(mesh, spec), specs)
+    else:
+        shardings = NamedSharding(mesh, P())
+    init = jax.jit(fresh_state, out_shardings=shardings)
+    return _remember(_INITIALIZERS, cache_key, (init, specs))
+
+
+def _ensemble_specs(shapes: TrainState, num_devices: int) -> TrainState:
+    """Specs of an ensemble's state: leaves of ``params`` / ``opt_state`` with a
+    leading axis are split over the batch axis, everything else replicated.
+
+    Raises:
+        ValueError: a parameter without a leading axis divisible by ``num_devices``.
+    """
+    axis = sharding.BATCH_AXIS
+    for path, leaf in jax.tree_util.tree_leaves_with_path(shapes.params):
+        if not leaf.shape or leaf.shape[0] % num_devices:
+            raise ValueError(
+                f"shard_params: parameter {jax.tree_util.keystr(path)} of shape "
+                f"{leaf.shape} needs a leading (ensemble) axis divisible by the "
+                f"{num_devices} devices"
+            )
+    lead = {leaf.shape[0] for leaf in jax.tree.leaves(shapes.params)}
+
+    def spec(leaf):
+        return P(axis) if leaf.shape and leaf.shape[0] in lead else P()
+
+    return TrainState(
+        step=P(),
+        params=jax.tree.map(lambda _: P(axis), shapes.params),
+        opt_state=jax.tree.map(spec, shapes.opt_state),
+        losses=P(),
+        grad_norms=P(),
+    )
 
 
 @functools.lru_cache(maxsize=8)
@@ -398,8 +470,17 @@ def fit(
         sort_keys=True,
     )
     mesh = sharding.batch_mesh(axis_type=AxisType.Auto)
-    batch_sharding = NamedSharding(mesh, P(None, sharding.BATCH_AXIS))
-    rows = process_rows(task.batch_size, batch_sharding)
+    if task.shard_params:
+        if config.optimizer.get("clip_norm", None) is not None:
+            raise ValueError(
+                "optimizer.clip_norm would clip each device's share of an ensemble by "
+                "its own norm; with shard_params clip inside the loss or not at all"
+            )
+        batch_sharding = NamedSharding(mesh, P())
+        rows = slice(0, task.batch_size)
+    else:
+        batch_sharding = NamedSharding(mesh, P(None, sharding.BATCH_AXIS))
+        rows = process_rows(task.batch_size, batch_sharding)
     identity = {
         "config": {
             k: v
@@ -409,11 +490,14 @@ def fit(
         "task": metrics_lib.to_jsonable(task.describe),
         "grad_norms": None if grad_norms is None else np.asarray(grad_norms).tolist(),
     }
-    init = _initializer(task.init_params, build, optimizer_key, num_steps, mesh)
+    init, state_specs = _initializer(
+        task.init_params, build, optimizer_key, num_steps, mesh, task.shard_params
+    )
     seed = np.uint32(int(config.seed))
     abstract = jax.eval_shape(init, seed)
     update = _chunk_update(
-        task.loss_fn, build, optimizer_key, mesh, bool(config.get("deterministic_reduce", True))
+        task.loss_fn, build, optimizer_key, mesh,
+        bool(config.get("deterministic_reduce", True)), state_specs,
     )
     table, root, step_ids = _replicate_inputs(mesh)(
         learning_rates, seed, np.arange(chunk, dtype=np.int32)

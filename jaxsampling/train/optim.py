@@ -9,8 +9,9 @@ The config (a ConfigDict) reads:
 * ``name``: an optax optimiser taking ``learning_rate`` (``"sgd"``,
   ``"adam"``, ``"adamw"``, ``"lion"``, ...);
 * ``kwargs``: its other arguments (``momentum``, ``b1``, ``weight_decay``, ...);
-* ``schedule``: ``kind`` (``constant | linear | cosine | refined``),
-  ``peak_value``, ``warmup_steps`` and, for ``refined``, ``tau`` and ``power``;
+* ``schedule``: ``kind`` (``constant | linear | cosine | refined | power``),
+  ``peak_value``, ``warmup_steps``, for ``refined`` ``tau`` and ``power``,
+  for ``power`` ``exponent`` and ``offset``;
 * ``clip_norm``: clip gradients to this global norm first (None: no clip).
 
 Example:

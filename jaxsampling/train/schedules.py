@@ -38,9 +38,16 @@ import numpy as np
 import optax
 import scipy.ndimage
 
-__all__ = ["KINDS", "from_config", "linear_decay", "refined", "refinement_weights"]
+__all__ = [
+    "KINDS",
+    "from_config",
+    "linear_decay",
+    "power_decay",
+    "refined",
+    "refinement_weights",
+]
 
-KINDS = ("constant", "linear", "cosine", "refined")
+KINDS = ("constant", "linear", "cosine", "refined", "power")
 
 
 def _check_steps(total_steps: Any, warmup_steps: Any) -> tuple[int, int]:
@@ -89,6 +96,32 @@ def linear_decay(
         return jnp.maximum(linear(count), 0.0)
 
     return _with_warmup(decay, peak_value, warmup)
+
+
+def power_decay(scale: float, exponent: float, offset: float = 2.0) -> optax.Schedule:
+    r"""Robbins-Monro step sizes :math:`\eta_s = \text{scale}\,(s + \text{offset})^{-\text{exponent}}`.
+
+    With ``offset = 2`` the update of step ``s`` (0-based) is the paper's
+    :math:`\beta_{s+1} = \text{scale}\,(s + 2)^{-b}` of stochastic
+    approximation (:func:`jaxsampling.kernels.sa_srrw.regime_schedules`).
+
+    Raises:
+        ValueError: ``scale <= 0``, ``exponent < 0`` or ``offset <= 0``.
+
+    Example:
+        >>> round(float(power_decay(1.0, 0.5)(2)), 6)   # (2 + 2)^-1/2
+        0.5
+    """
+    if not scale > 0 or not exponent >= 0 or not offset > 0:
+        raise ValueError(
+            f"power decay needs scale > 0, exponent >= 0, offset > 0; got {scale}, "
+            f"{exponent}, {offset}"
+        )
+
+    def schedule(count):
+        return scale * (jnp.asarray(count, jnp.float32) + offset) ** (-exponent)
+
+    return schedule
 
 
 def refinement_weights(
@@ -179,7 +212,9 @@ def from_config(
     """The schedule named by ``config.kind``, one of :data:`KINDS`.
 
     Reads ``config.kind``, ``config.peak_value``, ``config.warmup_steps``,
-    and for ``refined`` ``config.tau`` and ``config.power``.
+    for ``refined`` ``config.tau`` and ``config.power``, and for ``power``
+    (:func:`power_decay` with ``scale = peak_value``, no warmup)
+    ``config.exponent`` and ``config.offset`` (default 2).
 
     Args:
         config: a ConfigDict (or mapping with attribute access).
@@ -213,4 +248,8 @@ def from_config(
             tau=float(config.get("tau", 0.0)),
             power=int(config.get("power", 2)),
         )
+    if kind == "power":
+        if warmup:
+            raise ValueError("the power schedule takes no warmup_steps")
+        return power_decay(peak, float(config.exponent), float(config.get("offset", 2.0)))
     raise ValueError(f"unknown schedule kind {kind!r}; known: {KINDS}")

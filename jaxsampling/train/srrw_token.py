@@ -11,8 +11,14 @@ chain toward the uniform law the iterates converge to
 ``theta* = argmin (1/N) sum_i f_i`` (computed by Newton's method in float64).
 
 One block per (step-size regime, alpha): ``num_runs`` independent runs of
-``num_steps`` steps from ``theta_0 = 0`` and token starts drawn uniformly;
-``theta`` is recorded every ``record_every`` steps. Reported per record time:
+``num_steps`` steps from ``theta_0 = 0`` and token starts drawn uniformly.
+The walk does not depend on ``theta``, so each block first draws the
+token's path of every run (:func:`jaxsampling.kernels.srrw.run_chains`),
+then trains the stacked ``theta[num_runs, d]`` with the shared loop
+(:func:`jaxsampling.train.loop.fit`: step ``n``'s batch is the node of each
+run, ``config.optimizer`` with the power schedule ``beta``, the runs split
+over the devices and processes, checkpoints within the block); the errors
+are evaluated every ``record_every`` steps. Reported per record time:
 the MSE ``E||theta_n - theta*||^2``, the squared bias ``||E theta_n - theta*||^2``
 and the variance ``E||theta_n - E theta_n||^2`` (across runs), and at the
 end their ratios to ``alpha = 0`` of the same regime and ``MSE / variance``.
@@ -33,15 +39,16 @@ Reference:
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
-import optax
 
 from jaxsampling.kernels import graphs, sa_srrw, srrw
-from jaxsampling.train import _blocks
+from jaxsampling.train import _blocks, loop
 from jaxsampling.types import Array
 
 GRAPHS = ("karate", "barabasi_albert")
@@ -55,15 +62,16 @@ class Cell(NamedTuple):
 
 
 class ExperimentState(NamedTuple):
-    """Results so far (``B`` blocks, ``S`` runs, ``R`` record times, ``d`` features).
+    """Results so far (``B`` blocks, ``R`` record times).
 
     Attributes:
         next_block: index of the first block not yet run.
-        thetas: ``theta_n`` of every run at every record time.
+        errors: per block, the MSE, squared bias and variance of ``theta_n``
+            across runs at every record time.
     """
 
     next_block: Array  # int32[]
-    thetas: Array  # float32[B, S, R, d]
+    errors: Array  # float32[B, 3, R]
 
 
 class Problem(NamedTuple):
@@ -92,6 +100,10 @@ def make_cells(config: Any) -> list[Cell]:
     _blocks.check_record_schedule(config.num_steps, config.record_every)
     if int(config.num_features) < 1 or int(config.samples_per_node) < 1:
         raise ValueError("num_features and samples_per_node must be >= 1")
+    if int(config.checkpoint_every_records) < 1:
+        raise ValueError(
+            f"checkpoint_every_records must be >= 1, got {config.checkpoint_every_records}"
+        )
     return [Cell(r, a) for r in regimes for a in alphas]
 
 
@@ -150,40 +162,129 @@ def _loss_fn(problem_key: tuple) -> Any:
     return local_loss
 
 
+def _problem_key(config: Any) -> tuple:
+    return (str(config.graph), (int(config.ba_nodes), int(config.ba_m), int(config.ba_seed)),
+            int(config.num_features), int(config.samples_per_node),
+            float(config.heterogeneity), float(config.l2), int(config.data_seed))
+
+
 def loss_fn(config: Any):
     """The local loss ``(theta, node) -> f_node(theta)`` of ``config``'s problem.
 
     Cached, so every block of a run (and a resumed run) hands the same
-    function to the jitted SA-SRRW loop (no recompilation).
+    function to the jitted training loop (no recompilation).
     """
-    key = (str(config.graph), (int(config.ba_nodes), int(config.ba_m), int(config.ba_seed)),
-           int(config.num_features), int(config.samples_per_node),
-           float(config.heterogeneity), float(config.l2), int(config.data_seed))
-    return _loss_fn(key)
+    return _loss_fn(_problem_key(config))
 
 
 @functools.lru_cache(maxsize=None)
-def _optimizer(regime: str, gamma_scale: float, beta_scale: float):
-    gamma, beta = sa_srrw.regime_schedules(regime, gamma_scale=gamma_scale,
-                                           beta_scale=beta_scale)
-    return gamma, optax.sgd(beta)
+def _walk_loss(problem_key: tuple, rows: int) -> Any:
+    """The loop's loss of a batch of runs (one object per problem: one compilation).
+
+    A batch row is one run: ``run`` (its index in the stacked ``theta``),
+    ``node`` (the token's node ``X_{n+1}``) and ``weight`` (0 on padding).
+    The loop averages the devices' losses, each the mean over its rows; times
+    ``rows`` that is ``sum_r f_{X_r}(theta_r)``, so run ``r`` gets exactly
+    ``grad f_{X_r}(theta_r)``.
+    """
+    local_loss = _loss_fn(problem_key)
+
+    def loss_fn(params, batch, key):
+        del key
+        f = jax.vmap(local_loss)(params[batch["run"]], batch["node"])
+        total = jnp.sum(batch["weight"] * f) / f.shape[0] * rows
+        return total, {"mean_local_loss": jnp.sum(batch["weight"] * f) / jnp.sum(batch["weight"])}
+
+    return loss_fn
 
 
-def run_block_thetas(keys: Array, config: Any, cell: Cell) -> Array:
-    """``theta`` of every run at every record time: ``[S, R, d]``.
+@functools.lru_cache(maxsize=None)
+def _zeros(num_runs: int, d: int) -> Any:
+    """``theta_0 = 0`` for every run (cached: one initialiser per shape)."""
+    return lambda key: jnp.zeros((num_runs, d), jnp.float32)
 
-    ``keys``: ``S + 1`` keys, one per run and the last for the token's start nodes.
+
+def _padded(count: int) -> int:
+    devices = jax.device_count()
+    return -(-count // devices) * devices
+
+
+def walks(keys: Array, config: Any, cell: Cell) -> np.ndarray:
+    """The token's nodes ``X_1 .. X_T`` of every run: ``int32[S, T]``.
+
+    The walk does not depend on ``theta``, so it is drawn first (SRRW with the
+    regime's ``gamma``); ``keys``: ``S + 1`` keys, one per run and the last
+    for the start nodes (uniform).
     """
     prob = problem(config)
-    gamma, opt = _optimizer(cell.regime, float(config.gamma_scale), float(config.beta_scale))
+    gamma, _ = sa_srrw.regime_schedules(cell.regime, gamma_scale=float(config.gamma_scale),
+                                        beta_scale=float(config.beta_scale))
     keys, start_key = keys[:-1], keys[-1]
     starts = jax.random.randint(start_key, (keys.shape[0],), 0, prob.chain.graph.num_nodes)
-    _, trace = sa_srrw.run_chains(
-        keys, starts, prob.chain, jnp.zeros(int(config.num_features), jnp.float32),
-        loss_fn(config), opt, int(config.num_steps), alpha=cell.alpha, gamma=gamma,
-        every=int(config.record_every),
+    _, nodes = srrw.run_chains(keys, starts, prob.chain, int(config.num_steps),
+                               alpha=cell.alpha, gamma=gamma)
+    return np.asarray(nodes, np.int32)
+
+
+def train_config(config: Any, cell: Cell) -> Any:
+    """The :func:`~jaxsampling.train.loop.fit` config of one block: plain SGD
+    (``config.optimizer``) with ``beta_{n+1} = beta_scale (n + 2)^-b``, one
+    compiled call per record, a checkpoint every ``checkpoint_every_records``."""
+    _, b = sa_srrw.REGIMES[cell.regime]
+    every = int(config.record_every)
+    train = ml_collections.ConfigDict({
+        "seed": int(config.seed),
+        "num_steps": int(config.num_steps),
+        "steps_per_call": every,
+        "eval_every": every,
+        "checkpoint_every": every * int(config.checkpoint_every_records),
+        "keep_checkpoints": 2,
+        "log_every_secs": float(config.get("log_every_secs", 10.0)),
+        "optimizer": {
+            "name": str(config.optimizer), "kwargs": {}, "clip_norm": None,
+            "schedule": {"kind": "power", "peak_value": float(config.beta_scale),
+                         "exponent": b, "offset": 2.0, "warmup_steps": 0},
+        },
+    })
+    if config.get("stop_after_steps", None) is not None:
+        train.stop_after_steps = int(config.stop_after_steps)
+    return train
+
+
+def run_block_errors(b: int, config: Any, cell: Cell, workdir: str) -> np.ndarray | None:
+    """Trains block ``b``'s runs with :func:`~jaxsampling.train.loop.fit` in
+    ``workdir``: MSE, squared bias and variance per record time ``[3, R]``,
+    or None if the fit stopped early (``stop_after_steps``)."""
+    prob = problem(config)
+    num_runs, d = int(config.num_runs), int(config.num_features)
+    rows = _padded(num_runs)
+    keys = _blocks.block_keys(jax.random.key(config.seed), b, num_runs + 1)
+    nodes = np.zeros((rows, int(config.num_steps)), np.int32)
+    nodes[:num_runs] = walks(keys, config, cell)
+    run = np.minimum(np.arange(rows), num_runs - 1).astype(np.int32)
+    weight = (np.arange(rows) < num_runs).astype(np.float32)
+
+    def batches(first, num_steps, rows_slice):
+        shape = (num_steps, rows_slice.stop - rows_slice.start)
+        return {"node": nodes[rows_slice, first:first + num_steps].T,
+                "run": np.broadcast_to(run[rows_slice], shape),
+                "weight": np.broadcast_to(weight[rows_slice], shape)}
+
+    def evaluate(params):
+        return {k: v[0] for k, v in record_stats(np.asarray(params)[:, None], prob.optimum).items()}
+
+    task = loop.Task(
+        init_params=_zeros(num_runs, d),
+        loss_fn=_walk_loss(_problem_key(config), rows),
+        batches=batches,
+        batch_size=rows,
+        evaluate=evaluate,
+        describe={"block": b, "cell": list(cell), **_meta([cell], config)},
     )
-    return trace
+    result = loop.fit(train_config(config, cell), workdir, task)
+    if not result.complete:
+        return None
+    return np.array([[h[k] for h in result.history] for k in ("mse", "bias_sq", "variance")])
 
 
 def record_stats(thetas: np.ndarray, optimum: np.ndarray) -> dict:
@@ -202,8 +303,7 @@ def block_row(cells: list[Cell], config: Any, state: ExperimentState, b: int) ->
     every = int(config.record_every)
     steps = every * np.arange(1, int(config.num_steps) // every + 1)
     cell = cells[b]
-    optimum = problem(config).optimum
-    stats = record_stats(state.thetas[b], optimum)
+    stats = dict(zip(("mse", "bias_sq", "variance"), np.asarray(state.errors[b]).tolist()))
     row = {
         "regime": cell.regime,
         "alpha": cell.alpha,
@@ -215,9 +315,9 @@ def block_row(cells: list[Cell], config: Any, state: ExperimentState, b: int) ->
     }
     zero = [i for i, c in enumerate(cells) if c.regime == cell.regime and c.alpha == 0.0]
     if zero and zero[0] < int(state.next_block):
-        base = record_stats(state.thetas[zero[0]], optimum)
-        row["variance_ratio"] = row["variance"] / base["variance"][-1]
-        row["mse_ratio"] = row["mse"] / base["mse"][-1]
+        mse0, _, variance0 = np.asarray(state.errors[zero[0]])[:, -1]
+        row["variance_ratio"] = row["variance"] / float(variance0)
+        row["mse_ratio"] = row["mse"] / float(mse0)
     return row
 
 
@@ -229,6 +329,7 @@ def _meta(cells: list[Cell], config: Any) -> dict:
         "data": [int(config.num_features), int(config.samples_per_node),
                  float(config.heterogeneity), float(config.l2), int(config.data_seed)],
         "scales": [float(config.gamma_scale), float(config.beta_scale)],
+        "optimizer": str(config.optimizer),
         "num_runs": int(config.num_runs),
         "num_steps": int(config.num_steps),
         "record_every": int(config.record_every),
@@ -236,12 +337,20 @@ def _meta(cells: list[Cell], config: Any) -> dict:
     }
 
 
+def block_dir(workdir: str, cell: Cell) -> str:
+    """Where block ``cell`` trains: ``<workdir>/<regime>_alpha<alpha>``."""
+    return os.path.join(workdir, f"{cell.regime}_alpha{cell.alpha:g}")
+
+
 def train_and_evaluate(config: Any, workdir: str) -> dict:
     """Runs the SA-SRRW token experiment into ``workdir``.
 
-    Writes ``config.json``, ``metrics.jsonl`` (one line per block),
-    checkpoints after each block and ``summary.json``; a workdir holding a
-    checkpoint is resumed (:mod:`jaxsampling.train._blocks`).
+    Each block trains its runs with the shared loop
+    (:func:`jaxsampling.train.loop.fit`: checkpoints within the block, in
+    ``<workdir>/<regime>_alpha<alpha>``); ``metrics.jsonl`` gets one line per
+    finished block, a block checkpoint follows each, and ``summary.json``
+    the last (:mod:`jaxsampling.train._blocks`). A killed run resumes from
+    the last block and, within it, from the loop's last checkpoint.
 
     Returns:
         The summary: ``optimum`` (``theta*``) and ``results``, one row per
@@ -251,18 +360,18 @@ def train_and_evaluate(config: Any, workdir: str) -> dict:
 
     Raises:
         ValueError: a bad config; a checkpoint of another config.
-        FloatingPointError: a non-finite iterate.
+        FloatingPointError: a non-finite loss or gradient (the loop's last
+            good checkpoint stays).
     """
     cells = make_cells(config)
-    num_runs, d = int(config.num_runs), int(config.num_features)
     num_records = int(config.num_steps) // int(config.record_every)
-    root_key = jax.random.key(config.seed)
 
     def run_block(b, state):
-        keys = _blocks.block_keys(root_key, b, num_runs + 1)
-        thetas = np.asarray(run_block_thetas(keys, config, cells[b]))
-        _blocks.check_finite("iterate", thetas, b, f"{tuple(cells[b])}")
-        state = _blocks.set_block(state, b, thetas=thetas)
+        errors = run_block_errors(b, config, cells[b], block_dir(workdir, cells[b]))
+        if errors is None:
+            return None
+        _blocks.check_finite("error", errors[None], b, f"{tuple(cells[b])}")
+        state = _blocks.set_block(state, b, errors=errors)
         return state, block_row(cells, config, state, b)
 
     def summarize(state):
@@ -273,14 +382,14 @@ def train_and_evaluate(config: Any, workdir: str) -> dict:
             "complete": done == len(cells),
             "graph": str(config.graph),
             "optimum": problem(config).optimum.tolist(),
-            "num_runs": num_runs,
+            "num_runs": int(config.num_runs),
             "num_steps": int(config.num_steps),
             "results": [{k: v for k, v in r.items() if k != "records"} for r in rows],
         }
 
     state = ExperimentState(
         next_block=np.zeros((), np.int32),
-        thetas=np.full((len(cells), num_runs, num_records, d), np.nan, np.float32),
+        errors=np.full((len(cells), 3, num_records), np.nan, np.float32),
     )
     return _blocks.run_blocks(
         config, workdir, num_blocks=len(cells), meta=_meta(cells, config), state=state,

@@ -246,6 +246,25 @@ def test_from_config_every_kind(warmup):
     np.testing.assert_allclose(_steps(bare, num), _steps(schedules.linear_decay(peak, total), num), rtol=1e-6, atol=1e-8)
 
 
+def test_power_schedule_is_the_sa_srrw_step_size():
+    """kind = "power": peak_value (s + offset)^-exponent, srrw.power_schedule at offset 2."""
+    from jaxsampling.kernels import srrw
+
+    config = _config(kind="power", peak_value=0.7, exponent=0.6)
+    got = _steps(schedules.from_config(config, 50), 50)
+    np.testing.assert_array_equal(got, _steps(srrw.power_schedule(0.6, 0.7), 50))
+    np.testing.assert_allclose(got, 0.7 * (np.arange(50) + 2.0) ** -0.6, rtol=1e-6)
+    shifted = _config(kind="power", peak_value=1.0, exponent=1.0, offset=1.0)
+    np.testing.assert_allclose(_steps(schedules.from_config(shifted, 5), 5),
+                               1.0 / (np.arange(5) + 1.0), rtol=1e-7)
+    with pytest.raises(ValueError, match="no warmup_steps"):
+        schedules.from_config(_config(kind="power", peak_value=1.0, exponent=1.0,
+                                      warmup_steps=2), 10)
+    for scale, exponent, offset in ((0.0, 1.0, 2.0), (1.0, -0.5, 2.0), (1.0, 1.0, 0.0)):
+        with pytest.raises(ValueError, match="power decay needs"):
+            schedules.power_decay(scale, exponent, offset)
+
+
 def test_from_config_refined_needs_matching_norms():
     config = _config(kind="refined", peak_value=0.1, warmup_steps=2)
     for norms in (None, np.ones(9), np.ones(7), np.ones(10)):

@@ -16,6 +16,7 @@ def small_config():
     config.num_runs = 48
     config.num_steps = 2000
     config.record_every = 500
+    config.checkpoint_every_records = 2
     return config
 
 
@@ -68,12 +69,52 @@ def test_resume_gives_identical_summary(straight_run, tmp_path):
     helpers.assert_resume_matches_straight_run(experiment, small_config, workdir, straight_run)
 
 
-def test_non_finite_iterate_raises_and_keeps_last_checkpoint(straight_run, tmp_path):
-    helpers.assert_nan_in_block_1_stops_then_resumes(
-        experiment, small_config, str(tmp_path / "nan"), straight_run[1],
-        patch="run_block_thetas", output=0, index=(0, 0),
-        match="non-finite iterate in block 1",
-    )
+def test_resume_within_a_block_gives_identical_summary(straight_run, tmp_path):
+    """Stopped mid-block (the loop's checkpoint at step 1000 of 2000), then resumed."""
+    workdir = str(tmp_path / "mid")
+    config = small_config()
+    config.stop_after_steps = 1000
+    partial = experiment.train_and_evaluate(config, workdir)
+    assert not partial["complete"] and partial["results"] == []
+    helpers.assert_no_summary(workdir)
+    cell = experiment.make_cells(config)[0]
+    helpers.assert_latest_checkpoint(experiment.block_dir(workdir, cell), 1000)
+    assert experiment.train_and_evaluate(small_config(), workdir) == straight_run[1]
+
+
+def test_loop_runs_the_sa_srrw_iteration(tmp_path):
+    """The block's errors = a float64 replay of theta_{n+1} = theta_n - beta_{n+1} grad f_{X_{n+1}}."""
+    config = small_config()
+    config.num_runs, config.num_steps, config.record_every = 6, 300, 100  # 6 runs: padded to 8
+    cell = experiment.Cell("equal", 5.0)
+    errors = experiment.run_block_errors(3, config, cell, str(tmp_path))
+    keys = experiment._blocks.block_keys(jax.random.key(config.seed), 3, config.num_runs + 1)
+    nodes = experiment.walks(keys, config, cell)
+    prob = experiment.problem(config)
+    x = prob.features.astype(np.float64)
+    y = prob.labels.astype(np.float64)
+    theta = np.zeros((config.num_runs, config.num_features))
+    _, b = experiment.sa_srrw.REGIMES[cell.regime]
+    records = []
+    for n in range(config.num_steps):
+        i = nodes[:, n]
+        margin = y[i] * np.einsum("rmd,rd->rm", x[i], theta)
+        weight = -y[i] / (1 + np.exp(margin))  # d softplus(-margin) / d (x . theta)
+        grad = np.einsum("rm,rmd->rd", weight, x[i]) / x.shape[1] + prob.l2 * theta
+        theta = theta - (n + 2.0) ** -b * grad
+        if (n + 1) % config.record_every == 0:
+            records.append(theta.copy())
+    expected = experiment.record_stats(np.stack(records, axis=1), prob.optimum)
+    np.testing.assert_allclose(errors, [expected[k] for k in ("mse", "bias_sq", "variance")],
+                               rtol=2e-4)
+
+
+def test_divergence_stops_with_a_clear_error(tmp_path):
+    config = small_config()
+    config.beta_scale = 1e30
+    with pytest.raises(FloatingPointError, match="non-finite loss or gradient at step 1"):
+        experiment.train_and_evaluate(config, str(tmp_path))
+    helpers.assert_no_summary(str(tmp_path))
 
 
 def test_resume_with_other_config_refused(tmp_path):
@@ -92,6 +133,7 @@ def test_resume_with_other_config_refused(tmp_path):
         ("num_runs", 1, "num_runs must be >= 2"),
         ("record_every", 300, "multiple of record_every"),
         ("num_features", 0, "num_features"),
+        ("checkpoint_every_records", 0, "checkpoint_every_records"),
     ],
 )
 def test_bad_config(field, value, match):
