@@ -40,7 +40,10 @@ def get_config(arg=None):
     # Gradient descent with learning rate k for steps_per_bit * k steps: the slowest
     # mode of the training NTK decays like exp(-0.84 * steps / k), past float32.
     config.steps_per_bit = 40
-    config.shard = True  # the pool over all local devices
+    # Training (jaxsampling.train.loop): the pool sharded over every device of
+    # every process; calls_per_block compiled calls per k, a checkpoint after each.
+    config.calls_per_block = 4
+    config.stop_after_steps = ml_collections.FieldReference(None, field_type=int)
     # Draws of the joint Gaussian-process law of all inputs (the predicted probability
     # of recovering every input), for k <= gp_max_k (one eigh of a 2^k-square matrix).
     config.gp_samples = 2048

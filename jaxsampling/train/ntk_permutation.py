@@ -8,8 +8,10 @@ reproduce ``pi`` on all ``2^k - 1`` nonzero binary inputs.
 
 One block per ``k``: a pool of ``pool_size`` networks of width ``width``,
 trained by full-batch gradient descent (learning rate ``k``, ``steps_per_bit
-* k`` steps: past float32 round-off) in one sharded ``lax.scan``
-(:func:`jaxsampling.kernels.ntk.train`), then streamed over every input
+* k`` steps: past float32 round-off) with the shared loop
+(:func:`jaxsampling.train.loop.fit`: the pool is an ensemble sharded over
+every device of every process, checkpoints within the block in
+``<workdir>/k<k>``), then streamed over every input
 (:func:`~jaxsampling.kernels.ntk.evaluate`). For each ensemble size ``M`` the
 pool is split into ``pool_size // M`` disjoint groups; per rounding rule
 (``sign``: the paper's; ``threshold``; ``top_h``) and ``M``:
@@ -45,14 +47,19 @@ Reference:
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
+import ml_collections
 import numpy as np
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jaxsampling import sharding
 from jaxsampling.kernels import ntk
-from jaxsampling.train import _blocks
+from jaxsampling.train import _blocks, loop
 from jaxsampling.types import Array
 
 #: Probability of recovering every input that ``predicted_m99`` targets.
@@ -93,6 +100,12 @@ def check_config(config: Any) -> tuple[list[int], list[int]]:
         raise ValueError(f"width must be >= 1, got {config.width}")
     if int(config.steps_per_bit) < 1:
         raise ValueError(f"steps_per_bit must be >= 1, got {config.steps_per_bit}")
+    calls = int(config.calls_per_block)
+    if calls < 1 or int(config.steps_per_bit) % calls:
+        raise ValueError(
+            f"calls_per_block must be >= 1 and divide steps_per_bit ({config.steps_per_bit}), "
+            f"got {config.calls_per_block}"
+        )
     if not 2 <= int(config.gp_max_k) <= 14:
         raise ValueError(f"gp_max_k must be in [2, 14] (an eigh of a 2^k-square matrix), got {config.gp_max_k}")
     if int(config.gp_samples) < 64 or int(config.gp_samples) % 64:
@@ -105,21 +118,129 @@ def permutation_for(k: int, seed: int) -> np.ndarray:
     return np.random.default_rng((seed, k)).permutation(k)
 
 
-@functools.partial(jax.jit, static_argnames=("permutation", "width", "steps", "sizes"))
-def pool_statistics(
-    keys: Array, *, permutation: tuple[int, ...], width: int, steps: int, sizes: tuple[int, ...]
-) -> tuple[Array, Array, tuple[Array, ...]]:
-    """Trains one network per key and scores the pool: ``(final_loss, moments, recovered)``.
+@functools.lru_cache(maxsize=None)
+def _member_losses(k: int, width: int):
+    """``(params[M], x, y) -> L[M]``, ``L = (1/2k) sum_i |f(x_i) - y_i|^2`` per network."""
+    net = ntk.TwoLayer(width, k)
 
-    ``moments``: ``[k, 2, 4]`` (:func:`~jaxsampling.kernels.ntk.class_moments`);
-    ``recovered``: per size, ``int32[pool // M, rules]`` inputs recovered by each group.
+    def losses(params, x, y):
+        residual = jax.vmap(net.apply, in_axes=(0, None))(params, x) - y
+        return 0.5 * jnp.mean(jnp.sum(residual * residual, axis=-1), axis=-1)
+
+    return losses
+
+
+@functools.lru_cache(maxsize=None)
+def _ensemble_task_fns(k: int, width: int, members: int):
+    """The loop's ``init_params`` and ``loss_fn`` of a pool (cached: one compilation per shape).
+
+    Network ``j`` starts from ``TwoLayer.init(fold_in(key, j))``; a device's
+    loss is the sum of its networks' losses, so each gets its own gradient.
     """
+    net = ntk.TwoLayer(width, k)
+    member_losses = _member_losses(k, width)
+
+    def init_params(key):
+        x = jnp.zeros((1, k), jnp.float32)
+        return jax.vmap(lambda j: net.init(jax.random.fold_in(key, j), x))(jnp.arange(members))
+
+    def loss_fn(params, batch, key):
+        del key
+        losses = member_losses(params, batch["x"], batch["y"])
+        return jnp.sum(losses), {"mean_network_loss": jnp.mean(losses)}
+
+    return init_params, loss_fn
+
+
+def train_config(config: Any, k: int) -> Any:
+    """The :func:`~jaxsampling.train.loop.fit` config of block ``k``: gradient descent
+    (``optax.sgd``, learning rate ``k``) for ``steps_per_bit * k`` steps in
+    ``calls_per_block`` compiled calls, a checkpoint after each."""
+    steps = int(config.steps_per_bit) * k
+    chunk = steps // int(config.calls_per_block)
+    train = ml_collections.ConfigDict({
+        "seed": int(config.seed),
+        "num_steps": steps,
+        "steps_per_call": chunk,
+        "eval_every": steps,
+        "checkpoint_every": chunk,
+        "keep_checkpoints": 2,
+        "log_every_secs": float(config.get("log_every_secs", 10.0)),
+        "optimizer": {"name": "sgd", "kwargs": {}, "clip_norm": None,
+                      "schedule": {"kind": "constant", "peak_value": float(k), "warmup_steps": 0}},
+    })
+    if config.get("stop_after_steps", None) is not None:
+        train.stop_after_steps = int(config.stop_after_steps)
+    return train
+
+
+def train_pool(config: Any, k: int, workdir: str) -> Any | None:
+    """Trains the pool of block ``k`` with the shared loop in ``workdir``.
+
+    The pool (padded to a multiple of the device count) is sharded over every
+    device of every process (:attr:`~jaxsampling.train.loop.Task.shard_params`).
+
+    Returns:
+        The parameters ``[pool, ...]`` (sharded), or None if the fit stopped
+        early (``stop_after_steps``).
+    """
+    pool, width = int(config.pool_size), int(config.width)
+    devices = jax.device_count()
+    members = -(-pool // devices) * devices
+    init_params, loss_fn = _ensemble_task_fns(k, width, members)
+    x, y = (np.asarray(v, np.float32)
+            for v in ntk.training_set(permutation_for(k, config.seed)))
+    task = loop.Task(
+        init_params=init_params,
+        loss_fn=loss_fn,
+        batches=lambda first, num_steps, rows: {"x": x[None, rows], "y": y[None, rows]},
+        batch_size=k,
+        describe={"k": k, "pool": pool, "members": members, "width": width,
+                  "permutation": permutation_for(k, config.seed).tolist()},
+        fixed_batch=True,
+        shard_params=True,
+    )
+    result = loop.fit(train_config(config, k), workdir, task)
+    if not result.complete:
+        return None
+    return jax.tree.map(lambda p: p[:pool] if p.shape[0] > pool else p, result.state.params)
+
+
+@functools.lru_cache(maxsize=16)
+def _statistics(permutation: tuple[int, ...], sizes: tuple[int, ...], width: int, mesh: Any):
     k = len(permutation)
-    trained = ntk.train(keys, np.array(permutation), width=width, steps=steps, learning_rate=float(k))
-    stats = ntk.evaluate(trained.params, np.array(permutation), group_sizes=sizes)
-    moments = jax.numpy.stack(ntk.class_moments(stats), axis=-1)
-    recovered = tuple(r.sum(axis=-1) for r in stats.recovered)
-    return trained.final_loss.max(), moments, recovered
+    member_losses = _member_losses(k, width)
+    perm = np.array(permutation)
+
+    def statistics(params):
+        x, y = ntk.training_set(perm)
+        final_loss = member_losses(params, x.astype(jnp.float32), y.astype(jnp.float32))
+        stats = ntk.evaluate(params, perm, group_sizes=sizes)
+        recovered = tuple(r.sum(axis=-1) for r in stats.recovered)
+        return final_loss, stats._replace(recovered=recovered)
+
+    # Per-network results, all-gathered (exact): no cross-device sum whose order
+    # could depend on how the devices are spread over processes.
+    return jax.jit(statistics, out_shardings=NamedSharding(mesh, P()))
+
+
+def pool_statistics(params: Any, *, permutation: tuple[int, ...], sizes: tuple[int, ...]
+                    ) -> tuple[Array, Array, tuple[Array, ...]]:
+    """Scores a trained pool: ``(final_loss, moments, recovered)``, replicated.
+
+    ``final_loss``: the largest training loss in the pool; ``moments``:
+    ``[k, 2, 4]`` (:func:`~jaxsampling.kernels.ntk.class_moments`);
+    ``recovered``: per size, ``int32[pool // M, rules]`` inputs recovered by
+    each group. The pool may be sharded over every process's devices.
+    """
+    w1 = params["params"]["w1"]
+    mesh = w1.sharding.mesh if isinstance(w1.sharding, NamedSharding) else (
+        sharding.batch_mesh(axis_type=AxisType.Auto))
+    fn = _statistics(tuple(permutation), tuple(sizes), int(w1.shape[-1]), mesh)
+    final_loss, stats = jax.tree.map(np.asarray, fn(params))
+    with jax.default_device(jax.local_devices(backend="cpu")[0]):
+        moments = np.stack(jax.tree.map(np.asarray, ntk.class_moments(stats)), axis=-1)
+    return final_loss.max(), moments, stats.recovered
 
 
 @functools.lru_cache(maxsize=None)
@@ -209,16 +330,11 @@ def train_and_evaluate(config: Any, workdir: str) -> dict:
 
     def run_block(b, state):
         k = ks[b]
-        keys = _blocks.block_keys(root_key, b, pool)
-        run = functools.partial(
-            pool_statistics, permutation=tuple(permutation_for(k, config.seed).tolist()),
-            width=int(config.width), steps=int(config.steps_per_bit) * k, sizes=tuple(sizes))
-        if config.get("shard", True) and jax.device_count() > 1 and pool % jax.device_count() == 0:
-            mesh = sharding.batch_mesh()
-            with jax.set_mesh(mesh):
-                out = run(sharding.shard_batch(keys, mesh))
-        else:
-            out = run(keys)
+        params = train_pool(config, k, os.path.join(workdir, f"k{k}"))
+        if params is None:
+            return None
+        out = pool_statistics(params, permutation=tuple(permutation_for(k, config.seed).tolist()),
+                              sizes=tuple(sizes))
         loss, moments, recovered = jax.tree.map(np.asarray, out)
         _blocks.check_finite("training loss", loss[None], b, f"k={k}")
         present = np.isfinite(moments[..., 0]).sum()

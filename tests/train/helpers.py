@@ -140,7 +140,7 @@ def assert_nan_in_block_1_stops_then_resumes(
         out = real(*args, **kwargs)
         if len(calls) == 2:
             out = tuple(out)
-            nan = out[output].at[index].set(jnp.nan)
+            nan = jnp.asarray(out[output]).at[index].set(jnp.nan)
             out = out[:output] + (nan,) + out[output + 1 :]
         return out
 

@@ -1,8 +1,13 @@
 """Tests for the ntk_permutation experiment: end to end, headline, resume, NaN stop."""
 
+import os
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxsampling.kernels import ntk
 from jaxsampling.train import ntk_permutation as experiment
 from tests.train import helpers
 
@@ -57,6 +62,36 @@ def test_resume_gives_identical_summary(straight_run, tmp_path):
     helpers.assert_resume_matches_straight_run(experiment, small_config, workdir, straight_run)
 
 
+def test_resume_within_a_block_gives_identical_summary(straight_run, tmp_path):
+    """Stopped after the loop's first checkpoint of k = 4 (step 40 of 160), then resumed."""
+    workdir = str(tmp_path / "mid")
+    config = small_config()
+    config.stop_after_steps = 40
+    partial = experiment.train_and_evaluate(config, workdir)
+    assert not partial["complete"] and partial["results"] == []
+    helpers.assert_no_summary(workdir)
+    helpers.assert_latest_checkpoint(os.path.join(workdir, "k4"), 40)
+    assert experiment.train_and_evaluate(small_config(), workdir) == straight_run[1]
+
+
+def test_loop_trains_what_the_kernel_trains(tmp_path):
+    """A pool of 12 (padded to 16 on 8 devices) == ntk.train of the same initial keys."""
+    config = small_config()
+    config.pool_size, config.width = 12, 16
+    params = experiment.train_pool(config, 4, str(tmp_path))
+    assert params["params"]["w1"].shape == (12, 4, 16)
+    init_key = jax.random.split(jax.random.key(config.seed))[0]  # loop's init key
+    keys = jax.vmap(lambda j: jax.random.fold_in(init_key, j))(jnp.arange(12))
+    perm = experiment.permutation_for(4, config.seed)
+    trained = ntk.train(keys, perm, width=16, steps=160, learning_rate=4.0)
+    np.testing.assert_allclose(params["params"]["w1"], trained.params["params"]["w1"],
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(params["params"]["w2"], trained.params["params"]["w2"],
+                               rtol=1e-5, atol=1e-6)
+    loss, _, _ = experiment.pool_statistics(params, permutation=tuple(perm.tolist()), sizes=(1,))
+    np.testing.assert_allclose(loss, trained.final_loss.max(), rtol=1e-3, atol=1e-12)
+
+
 def test_non_finite_moments_raise_and_keep_last_checkpoint(straight_run, tmp_path):
     helpers.assert_nan_in_block_1_stops_then_resumes(
         experiment, small_config, str(tmp_path / "nan"), straight_run[1],
@@ -77,6 +112,7 @@ def test_resume_with_other_config_refused(tmp_path):
         ("ensemble_sizes", (1, 128), "exceeds pool_size"),
         ("width", 0, "width must be >= 1"),
         ("gp_samples", 100, "gp_samples must be a positive multiple of 64"),
+        ("calls_per_block", 3, "calls_per_block must be >= 1 and divide steps_per_bit"),
     ],
 )
 def test_bad_config(field, value, match):

@@ -1,8 +1,9 @@
 """Trainers as real processes: killed and restarted, and run as two localhost processes.
 
-Both tests run ``python -m jaxsampling.main`` on a tiny RS2 config (every
-trainer of the shared loop goes through the same code) and compare with a
-straight in-process run of the same config on the same 8 devices.
+The kill test runs ``python -m jaxsampling.main`` on a tiny RS2 config (every
+trainer of the shared loop goes through the same code); the two-process tests
+run every trainer's tiny config, and each is compared with a straight
+in-process run of the same config on the same 8 devices.
 """
 
 import json
@@ -102,16 +103,13 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_two_processes_equal_one(straight, tmp_path):
-    expected_dir, expected = straight
-    workdir = str(tmp_path)
+def _run_two_processes(command):
+    """Runs ``command`` (a list) as processes 0 and 1 of a 2-process gloo run."""
     port = _free_port()
     procs = [
         subprocess.Popen(
-            _command(
-                workdir, "--multihost", f"--coordinator_address=localhost:{port}",
-                "--num_processes=2", f"--process_id={i}",
-            ),
+            command + ["--multihost", f"--coordinator_address=localhost:{port}",
+                       "--num_processes=2", f"--process_id={i}"],
             cwd=_ROOT, env=_env(4), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for i in range(2)
@@ -120,6 +118,12 @@ def test_two_processes_equal_one(straight, tmp_path):
     for i, (p, (_, err)) in enumerate(zip(procs, outputs)):
         assert p.returncode == 0, err[-3000:]
         assert f"JAX process: {i} / 2" in err
+
+
+def test_two_processes_equal_one(straight, tmp_path):
+    expected_dir, expected = straight
+    workdir = str(tmp_path)
+    _run_two_processes(_command(workdir))
     for arm in ("rs2", "uniform"):
         assert _rows(workdir, arm) == _rows(expected_dir, arm)
     with open(os.path.join(workdir, "summary.json")) as f:
@@ -127,3 +131,48 @@ def test_two_processes_equal_one(straight, tmp_path):
     assert [r["final_accuracy"] for r in got["results"]] == [
         r["final_accuracy"] for r in expected["results"]
     ]
+
+
+# The other trainers of the shared loop, tiny: runs split over the devices
+# (srrw_token, 12 runs padded to 16 rows), an ensemble sharded over them
+# (ntk_permutation), stacked coresets (coreset_training).
+_OTHER = {
+    "srrw_token": {
+        "regimes": "('equal',)", "alphas": "(0.0, 5.0)", "num_runs": "12",
+        "num_steps": "400", "record_every": "100", "checkpoint_every_records": "2",
+    },
+    "ntk_permutation": {
+        "ks": "(4,)", "pool_size": "24", "ensemble_sizes": "(1, 4)", "width": "16",
+        "gp_samples": "64",
+    },
+    "coreset_training": {
+        "num_rows": "800", "num_cols": "3", "sizes": "(64,)", "num_seeds": "2",
+        "methods": "('uniform', 'lewis')", "train.num_steps": "100",
+        "train.steps_per_call": "50", "train.eval_every": "50", "train.checkpoint_every": "50",
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(_OTHER))
+def test_two_processes_equal_one_for_every_trainer(name, tmp_path):
+    import importlib
+
+    config = load_config(name)
+    for field, value in _OTHER[name].items():
+        *parents, leaf = field.split(".")
+        node = config
+        for parent in parents:
+            node = getattr(node, parent)
+        setattr(node, leaf, eval(value))  # noqa: S307 - our own literals
+    experiment = importlib.import_module(f"jaxsampling.train.{name}")
+    expected = experiment.train_and_evaluate(config, str(tmp_path / "one"))
+    assert expected["complete"]
+    workdir = str(tmp_path / "two")
+    _run_two_processes([
+        sys.executable, "-m", "jaxsampling.main", f"--config=configs/{name}.py",
+        f"--workdir={workdir}",
+        *[f"--config.{field}={value}" for field, value in _OTHER[name].items()],
+    ])
+    with open(os.path.join(workdir, "summary.json")) as f:
+        got = json.load(f)
+    assert got == json.loads(json.dumps(metrics.to_jsonable(expected)))
