@@ -32,6 +32,10 @@ experiment) every experiment is plotted. Figures go to ``<workdir>/plots/``:
 * ntk_permutation: ``[<name>_]recovery.png`` (per rounding rule, the
   fraction of inputs recovered and the probability that all are, against the
   ensemble size M: trained ensembles as points, the Gaussian process as lines);
+* every trainer of the shared loop (:mod:`jaxsampling.train.loop`: rs2,
+  coreset_training, srrw_token, ntk_permutation): ``[<name>_]training.png``,
+  the loss, gradient norm and learning rate of each of its fits (the
+  ``metrics.jsonl`` of its sub-runs) against the step;
 * any other metrics file: ``[<name>_]<metric>.png``, one line plot per numeric
   metric against ``step``.
 
@@ -753,6 +757,59 @@ def plot_experiment(
         return [plot_resampling(rows, out("loglik_rmse"))]
     return plot_generic(rows, out_dir, prefix)
 
+#: The columns of every row the training loop writes.
+_LOOP_KEYS = ("step", "loss", "grad_norm", "learning_rate")
+
+
+def training_runs(directory: str) -> dict[str, list[dict[str, Any]]]:
+    """The training-loop runs under ``directory`` (one or two levels down), by relative path.
+
+    A run is a ``metrics.jsonl`` whose rows all carry the loop's columns
+    (``step``, ``loss``, ``grad_norm``, ``learning_rate``).
+    """
+    runs = {}
+    pattern = [os.path.join(directory, *["*"] * depth, metrics.METRICS_FILE) for depth in (1, 2)]
+    for path in sorted(glob.glob(pattern[0]) + glob.glob(pattern[1])):
+        rows = metrics.read_jsonl(path)
+        if rows and all(all(k in r for k in _LOOP_KEYS) for r in rows):
+            runs[os.path.relpath(os.path.dirname(path), directory)] = rows
+    return runs
+
+
+def plot_training(runs: dict[str, Sequence[dict[str, Any]]], path: str) -> str:
+    """Loss, gradient norm and learning rate against the step, one line per fit.
+
+    Args:
+        runs: ``metrics.jsonl`` rows of each fit of :func:`jaxsampling.train.loop.fit`,
+            by name (:func:`training_runs`).
+        path: the PNG file to write.
+
+    Returns:
+        ``path``.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(13.0, 3.6), squeeze=False)
+    for i, (name, rows) in enumerate(runs.items()):
+        steps = [r["step"] for r in rows]
+        style = dict(color=f"C{i % 10}", label=name, marker="." if len(rows) < 3 else None)
+        for ax, key in zip(axes[0], ("loss", "grad_norm", "learning_rate")):
+            ax.plot(steps, [r[key] for r in rows], **style)
+    for ax, key in zip(axes[0], ("mean loss", "mean gradient norm", "learning rate")):
+        values = [line.get_ydata() for line in ax.get_lines()]
+        if all(min(v) > 0 for v in values if len(v)):
+            ax.set_yscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(key)
+        ax.grid(alpha=0.3, which="both")
+    if len(runs) <= 12:
+        return _save_with_legend(plt, fig, axes, path)
+    fig.suptitle(f"{len(runs)} fits")  # a legend of each would dwarf the panels
+    fig.tight_layout()
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def plot_generic(
     rows: Sequence[dict[str, Any]], directory: str, prefix: str = ""
 ) -> list[str]:
@@ -824,6 +881,9 @@ def plot_workdir(workdir: str) -> list[str]:
         rows = metrics.read_jsonl(path)
         prefix = f"{name}_" if name else ""
         paths.extend(plot_experiment(rows, os.path.dirname(path), out_dir, prefix))
+        runs = training_runs(os.path.dirname(path))
+        if runs:
+            paths.append(plot_training(runs, os.path.join(out_dir, f"{prefix}training.png")))
     for p in paths:
         logging.info("wrote %s", p)
     return paths

@@ -161,6 +161,7 @@ def test_quickstart_then_plot(tmp_path):
         os.path.join(workdir, "plots", f"{name}.png")
         for name in (
             "coreset_training_loss_gap",
+            "coreset_training_training",
             "dpp_wls_wls_error",
             "dpp_wls_well_conditioned",
             "fkc_annealing_particles",
@@ -168,14 +169,17 @@ def test_quickstart_then_plot(tmp_path):
             "lp_coreset_distortion",
             "lp_coreset_regression_error",
             "ntk_permutation_recovery",
+            "ntk_permutation_training",
             "particle_filter_error_vs_particles",
             "resampling_loglik_rmse",
             "rs2_accuracy",
+            "rs2_training",
             "smc_mixture_particles",
             "smc_mixture_errors",
             "srrw_sampling_variance_ratio",
             "srrw_sampling_n_var_vs_steps",
             "srrw_token_errors",
+            "srrw_token_training",
         )
     ]
     assert proc.stdout.split() == pngs

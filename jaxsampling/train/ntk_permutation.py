@@ -155,14 +155,14 @@ def _ensemble_task_fns(k: int, width: int, members: int):
 def train_config(config: Any, k: int) -> Any:
     """The :func:`~jaxsampling.train.loop.fit` config of block ``k``: gradient descent
     (``optax.sgd``, learning rate ``k``) for ``steps_per_bit * k`` steps in
-    ``calls_per_block`` compiled calls, a checkpoint after each."""
+    ``calls_per_block`` compiled calls, a checkpoint and a metrics row after each."""
     steps = int(config.steps_per_bit) * k
     chunk = steps // int(config.calls_per_block)
     train = ml_collections.ConfigDict({
         "seed": int(config.seed),
         "num_steps": steps,
         "steps_per_call": chunk,
-        "eval_every": steps,
+        "eval_every": chunk,
         "checkpoint_every": chunk,
         "keep_checkpoints": 2,
         "log_every_secs": float(config.get("log_every_secs", 10.0)),
