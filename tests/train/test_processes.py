@@ -8,6 +8,7 @@ in-process run of the same config on the same 8 devices.
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -176,3 +177,40 @@ def test_two_processes_equal_one_for_every_trainer(name, tmp_path):
     with open(os.path.join(workdir, "summary.json")) as f:
         got = json.load(f)
     assert got == json.loads(json.dumps(metrics.to_jsonable(expected)))
+
+
+def test_killed_block_trainer_resumes_bit_identically(tmp_path):
+    """srrw_token SIGKILLed inside its second block's fit, restarted: the straight run's summary.
+
+    The restart resumes the block loop (first block done) and, inside the second
+    block, the loop's checkpoint.
+    """
+    from jaxsampling.train import srrw_token
+
+    args = {**_OTHER["srrw_token"], "num_steps": "3000"}
+    config = load_config("srrw_token")
+    for field, value in args.items():
+        setattr(config, field, eval(value))  # noqa: S307 - our own literals
+    expected = srrw_token.train_and_evaluate(config, str(tmp_path / "straight"))
+    workdir = str(tmp_path / "killed")
+    command = [
+        sys.executable, "-m", "jaxsampling.main", "--config=configs/srrw_token.py",
+        f"--workdir={workdir}", *[f"--config.{k}={v}" for k, v in args.items()],
+    ]
+    proc = subprocess.Popen(command, cwd=_ROOT, env=_env(8), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    first = os.path.join(workdir, "equal_alpha5", "checkpoints", "200")
+    deadline = time.monotonic() + 240
+    while not os.path.exists(first) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, stderr[-3000:]
+    assert not os.path.exists(os.path.join(workdir, "summary.json"))
+    done = subprocess.run(command, cwd=_ROOT, env=_env(8), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert re.search(r"resuming from checkpoint step 1$", done.stderr, re.M)  # the blocks
+    assert re.search(r"resuming from checkpoint step [1-9]\d{2,}$", done.stderr, re.M)  # the fit
+    with open(os.path.join(workdir, "summary.json")) as f:
+        assert json.load(f) == json.loads(json.dumps(metrics.to_jsonable(expected)))
