@@ -143,11 +143,17 @@ class Task:
             coreset, say): ``batches`` is called with ``num_steps = 1`` and
             its one batch is reused by every step of the chunk.
         shard_params: the parameters are independent models stacked along a
-            leading axis (divisible by the device count): that axis is sharded
-            over the devices (and so are the optimiser-state leaves that have
-            one), every device gets the whole batch (``rows`` covers it), and
-            ``loss_fn`` sees its device's models only and returns the sum of
-            their losses; the reported loss sums the devices'.
+            leading axis, of one length for every leaf and divisible by the
+            device count: that axis is sharded over the devices (and so are
+            the optimiser-state leaves that have it), every device gets the
+            whole batch (``rows`` covers it), and ``loss_fn`` sees its device's
+            models only and returns the sum of their losses; the reported loss
+            sums the devices'. The optimiser must act on each model alone
+            (elementwise: sgd, adam, ...; not lamb's or lars' layer norms).
+            ``key`` is the device's: a loss that draws per-model randomness
+            should fold in each model's global index. ``evaluate`` then gets
+            sharded parameters (jit it; under several processes they are not
+            all addressable).
     """
 
     init_params: Callable[[PRNGKey], ArrayTree]
@@ -164,7 +170,9 @@ class FitResult(NamedTuple):
     """What :func:`fit` returns.
 
     Attributes:
-        state: the final :class:`TrainState` (replicated on the mesh).
+        state: the final :class:`TrainState` (replicated on the mesh; an
+            ensemble's parameters and optimiser state sharded along their
+            leading axis).
         history: the evaluation rows (as in ``metrics.jsonl``), one per
             evaluation, the same on every process.
         complete: whether every step ran (False after ``stop_after_steps``).
@@ -370,7 +378,8 @@ def _ensemble_specs(shapes: TrainState, num_devices: int) -> TrainState:
     leading axis are split over the batch axis, everything else replicated.
 
     Raises:
-        ValueError: a parameter without a leading axis divisible by ``num_devices``.
+        ValueError: parameters without a common leading axis divisible by
+            ``num_devices``.
     """
     axis = sharding.BATCH_AXIS
     for path, leaf in jax.tree_util.tree_leaves_with_path(shapes.params):
@@ -381,9 +390,14 @@ def _ensemble_specs(shapes: TrainState, num_devices: int) -> TrainState:
                 f"{num_devices} devices"
             )
     lead = {leaf.shape[0] for leaf in jax.tree.leaves(shapes.params)}
+    if len(lead) != 1:
+        raise ValueError(
+            f"shard_params: every parameter needs the same leading (ensemble) axis, got {sorted(lead)}"
+        )
+    (members,) = lead
 
     def spec(leaf):
-        return P(axis) if leaf.shape and leaf.shape[0] in lead else P()
+        return P(axis) if leaf.shape and leaf.shape[0] == members else P()
 
     return TrainState(
         step=P(),

@@ -134,15 +134,19 @@ def _member_losses(k: int, width: int):
 def _ensemble_task_fns(k: int, width: int, members: int):
     """The loop's ``init_params`` and ``loss_fn`` of a pool (cached: one compilation per shape).
 
-    Network ``j`` starts from ``TwoLayer.init(fold_in(key, j))``; a device's
-    loss is the sum of its networks' losses, so each gets its own gradient.
+    Network ``j`` of block ``k`` starts from ``TwoLayer.init(fold_in(fold_in(key, k), j))``
+    (whatever the padding; independent across blocks); a device's loss is the sum
+    of its networks' losses, so each gets its own gradient.
     """
     net = ntk.TwoLayer(width, k)
     member_losses = _member_losses(k, width)
 
     def init_params(key):
         x = jnp.zeros((1, k), jnp.float32)
-        return jax.vmap(lambda j: net.init(jax.random.fold_in(key, j), x))(jnp.arange(members))
+        block_key = jax.random.fold_in(key, k)
+        return jax.vmap(lambda j: net.init(jax.random.fold_in(block_key, j), x))(
+            jnp.arange(members)
+        )
 
     def loss_fn(params, batch, key):
         del key

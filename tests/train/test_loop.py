@@ -331,7 +331,8 @@ def test_ensemble_resume_is_bit_identical(tmp_path):
     workdir = str(tmp_path / "b")
     partial = loop.fit(make_config(stop_after_steps=6), workdir, make_ensemble_task(0.5))
     assert not partial.complete and int(partial.state.step) == 6
-    resumed = loop.fit(make_config(), workdir, make_ensemble_task(0.5))
+    # Another initialisation (same description): only a restored state gives the straight run.
+    resumed = loop.fit(make_config(), workdir, make_ensemble_task(7.0))
     np.testing.assert_array_equal(resumed.state.params["w"], straight.state.params["w"])
     np.testing.assert_array_equal(resumed.state.losses, straight.state.losses)
     assert without_timing(resumed.history) == without_timing(straight.history)
@@ -343,6 +344,10 @@ def test_ensemble_needs_a_divisible_leading_axis(tmp_path):
     bad = loop.Task(**{**task.__dict__, "init_params": lambda key: {"w": jnp.zeros((12, D))}})
     with pytest.raises(ValueError, match=r"parameter \['w'\] of shape \(12, 3\) needs a leading"):
         loop.fit(make_config(), str(tmp_path / "a"), bad)
+    mixed = loop.Task(**{**task.__dict__, "init_params": lambda key: {
+        "w": jnp.zeros((16, D)), "t": jnp.zeros((8, D))}})
+    with pytest.raises(ValueError, match=r"the same leading \(ensemble\) axis, got \[8, 16\]"):
+        loop.fit(make_config(), str(tmp_path / "c"), mixed)
     config = make_config()
     config.optimizer.clip_norm = 1.0
     with pytest.raises(ValueError, match="clip_norm"):

@@ -1,5 +1,6 @@
 """Tests for the ntk_permutation experiment: end to end, headline, resume, NaN stop."""
 
+import logging
 import os
 
 import jax
@@ -62,7 +63,7 @@ def test_resume_gives_identical_summary(straight_run, tmp_path):
     helpers.assert_resume_matches_straight_run(experiment, small_config, workdir, straight_run)
 
 
-def test_resume_within_a_block_gives_identical_summary(straight_run, tmp_path):
+def test_resume_within_a_block_gives_identical_summary(straight_run, tmp_path, caplog):
     """Stopped after the loop's first checkpoint of k = 4 (step 40 of 160), then resumed."""
     workdir = str(tmp_path / "mid")
     config = small_config()
@@ -71,7 +72,9 @@ def test_resume_within_a_block_gives_identical_summary(straight_run, tmp_path):
     assert not partial["complete"] and partial["results"] == []
     helpers.assert_no_summary(workdir)
     helpers.assert_latest_checkpoint(os.path.join(workdir, "k4"), 40)
-    assert experiment.train_and_evaluate(small_config(), workdir) == straight_run[1]
+    with caplog.at_level(logging.INFO):
+        assert experiment.train_and_evaluate(small_config(), workdir) == straight_run[1]
+    assert "resuming from checkpoint step 40" in caplog.text
 
 
 def test_loop_trains_what_the_kernel_trains(tmp_path):
@@ -81,7 +84,9 @@ def test_loop_trains_what_the_kernel_trains(tmp_path):
     params = experiment.train_pool(config, 4, str(tmp_path))
     assert params["params"]["w1"].shape == (12, 4, 16)
     init_key = jax.random.split(jax.random.key(config.seed))[0]  # loop's init key
-    keys = jax.vmap(lambda j: jax.random.fold_in(init_key, j))(jnp.arange(12))
+    keys = jax.vmap(lambda j: jax.random.fold_in(jax.random.fold_in(init_key, 4), j))(
+        jnp.arange(12)
+    )
     perm = experiment.permutation_for(4, config.seed)
     trained = ntk.train(keys, perm, width=16, steps=160, learning_rate=4.0)
     np.testing.assert_allclose(params["params"]["w1"], trained.params["params"]["w1"],

@@ -136,14 +136,14 @@ def test_two_processes_equal_one(straight, tmp_path):
 
 # The other trainers of the shared loop, tiny: runs split over the devices
 # (srrw_token, 12 runs padded to 16 rows), an ensemble sharded over them
-# (ntk_permutation), stacked coresets (coreset_training).
+# (ntk_permutation, 20 networks padded to 24), stacked coresets (coreset_training).
 _OTHER = {
     "srrw_token": {
         "regimes": "('equal',)", "alphas": "(0.0, 5.0)", "num_runs": "12",
         "num_steps": "400", "record_every": "100", "checkpoint_every_records": "2",
     },
     "ntk_permutation": {
-        "ks": "(4,)", "pool_size": "24", "ensemble_sizes": "(1, 4)", "width": "16",
+        "ks": "(4,)", "pool_size": "20", "ensemble_sizes": "(1, 4)", "width": "16",
         "gp_samples": "64",
     },
     "coreset_training": {
