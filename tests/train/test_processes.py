@@ -66,6 +66,27 @@ def _rows(workdir, arm):
     return [{k: v for k, v in r.items() if k not in loop.TIMING_KEYS} for r in rows]
 
 
+def _kill_then_rerun(command, checkpoint, unfinished=None):
+    """Runs ``command`` (8 devices), SIGKILLs it once ``checkpoint`` exists, checks it
+    died unfinished (no ``summary.json`` in the workdir, nor in ``unfinished``),
+    reruns it to the end; returns the rerun's stderr."""
+    workdir = next(a.split("=", 1)[1] for a in command if a.startswith("--workdir="))
+    proc = subprocess.Popen(command, cwd=_ROOT, env=_env(8), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while not os.path.exists(checkpoint) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, stderr[-3000:]
+    for directory in (workdir, unfinished or workdir):
+        assert not os.path.exists(os.path.join(directory, "summary.json"))
+    done = subprocess.run(command, cwd=_ROOT, env=_env(8), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stderr
+
+
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory):
     workdir = str(tmp_path_factory.mktemp("straight"))
@@ -75,25 +96,10 @@ def straight(tmp_path_factory):
 def test_killed_process_resumes_bit_identically(straight, tmp_path):
     expected_dir, _ = straight
     workdir = str(tmp_path)
-    proc = subprocess.Popen(
-        _command(workdir), cwd=_ROOT, env=_env(8),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    # Kill it once the uniform arm has its first checkpoint (mid-run).
-    first = os.path.join(workdir, "uniform", "checkpoints", "4")
-    deadline = time.monotonic() + 240
-    while not os.path.exists(first) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, stderr[-3000:]
-    assert not os.path.exists(os.path.join(workdir, "summary.json"))
-    assert not os.path.exists(os.path.join(workdir, "uniform", "summary.json"))
-    done = subprocess.run(
-        _command(workdir), cwd=_ROOT, env=_env(8), capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "resuming from checkpoint step" in done.stderr
+    # Killed once the uniform arm has its first checkpoint (mid-run).
+    stderr = _kill_then_rerun(_command(workdir), os.path.join(workdir, "uniform", "checkpoints", "4"),
+                              unfinished=os.path.join(workdir, "uniform"))
+    assert "resuming from checkpoint step" in stderr
     for arm in ("rs2", "uniform"):
         assert _rows(workdir, arm) == _rows(expected_dir, arm)
 
@@ -197,20 +203,8 @@ def test_killed_block_trainer_resumes_bit_identically(tmp_path):
         sys.executable, "-m", "jaxsampling.main", "--config=configs/srrw_token.py",
         f"--workdir={workdir}", *[f"--config.{k}={v}" for k, v in args.items()],
     ]
-    proc = subprocess.Popen(command, cwd=_ROOT, env=_env(8), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    first = os.path.join(workdir, "equal_alpha5", "checkpoints", "200")
-    deadline = time.monotonic() + 240
-    while not os.path.exists(first) and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, stderr[-3000:]
-    assert not os.path.exists(os.path.join(workdir, "summary.json"))
-    done = subprocess.run(command, cwd=_ROOT, env=_env(8), capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert re.search(r"resuming from checkpoint step 1$", done.stderr, re.M)  # the blocks
-    assert re.search(r"resuming from checkpoint step [1-9]\d{2,}$", done.stderr, re.M)  # the fit
+    stderr = _kill_then_rerun(command, os.path.join(workdir, "equal_alpha5", "checkpoints", "200"))
+    assert re.search(r"resuming from checkpoint step 1$", stderr, re.M)  # the blocks
+    assert re.search(r"resuming from checkpoint step [1-9]\d{2,}$", stderr, re.M)  # the fit
     with open(os.path.join(workdir, "summary.json")) as f:
         assert json.load(f) == json.loads(json.dumps(metrics.to_jsonable(expected)))
