@@ -112,10 +112,7 @@ def plot_resampling(rows: Sequence[dict[str, Any]], path: str) -> str:
         ax.set_ylabel("RMSE of log-likelihood")
         ax.grid(axis="y", alpha=0.3)
     axes[0][-1].legend(title="resampling", loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 
@@ -371,10 +368,7 @@ def plot_lp_coreset(
         handles.values(), handles.keys(), title="sampling", fontsize=8,
         loc="upper left", bbox_to_anchor=(1.0, 1.0),
     )
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def _dpp_wls_cells(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -445,13 +439,18 @@ def _latest_rows(
     return list(latest.values())
 
 
-def _save_with_legend(plt: Any, fig: Any, axes: Any, path: str) -> str:
-    """The legend right of the top-right panel, then ``path`` written and the figure closed."""
-    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+def _save(plt: Any, fig: Any, path: str) -> str:
+    """``path`` written (tight, legends outside the axes included) and the figure closed."""
     fig.tight_layout()
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def _save_with_legend(plt: Any, fig: Any, axes: Any, path: str) -> str:
+    """The legend right of the top-right panel, then :func:`_save`."""
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return _save(plt, fig, path)
 
 
 def _srrw_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -804,10 +803,7 @@ def plot_training(runs: dict[str, Sequence[dict[str, Any]]], path: str) -> str:
     if len(runs) <= 12:
         return _save_with_legend(plt, fig, axes, path)
     fig.suptitle(f"{len(runs)} fits")  # a legend of each would dwarf the panels
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_generic(

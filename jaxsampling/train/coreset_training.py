@@ -171,14 +171,9 @@ def _task(name, a, y, w, l2, n, describe) -> loop.Task:
     )
 
 
-def _padded(count: int) -> int:
-    devices = jax.device_count()
-    return -(-count // devices) * devices
-
-
 def _pad_rows(a: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, ...]:
     """Zero-weight rows appended up to a multiple of the device count."""
-    extra = _padded(a.shape[0]) - a.shape[0]
+    extra = loop.pad_to_devices(a.shape[0]) - a.shape[0]
     pad = lambda v: np.concatenate([v, np.zeros((extra,) + v.shape[1:], v.dtype)])  # noqa: E731
     return pad(a), pad(y), pad(w)
 
@@ -233,7 +228,7 @@ def train_and_evaluate(config: Any, workdir: str) -> dict:
                          "gap_se": 0.0, "gap_median": gap, "optimum": best})
         for m in config.sizes:
             m = int(m)
-            padded = _padded(m)
+            padded = loop.pad_to_devices(m)
             a = np.zeros((padded, len(methods) * seeds, d))
             y = np.zeros((padded, len(methods) * seeds))
             w = np.zeros((padded, len(methods) * seeds))

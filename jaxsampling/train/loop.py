@@ -94,6 +94,7 @@ __all__ = [
     "Task",
     "TrainState",
     "fit",
+    "pad_to_devices",
     "process_rows",
 ]
 
@@ -184,6 +185,13 @@ class FitResult(NamedTuple):
     history: list[dict]
     complete: bool
     compile_time: float
+
+
+def pad_to_devices(count: int) -> int:
+    """``count`` rounded up to a multiple of the device count (of every process):
+    the rows of a batch, or the models of an ensemble, the loop can split evenly."""
+    devices = jax.device_count()
+    return -(-int(count) // devices) * devices
 
 
 def process_rows(batch_size: int, sharding_: NamedSharding | None = None) -> slice:

@@ -189,8 +189,7 @@ def train_pool(config: Any, k: int, workdir: str) -> Any | None:
         early (``stop_after_steps``).
     """
     pool, width = int(config.pool_size), int(config.width)
-    devices = jax.device_count()
-    members = -(-pool // devices) * devices
+    members = loop.pad_to_devices(pool)
     init_params, loss_fn = _ensemble_task_fns(k, width, members)
     x, y = (np.asarray(v, np.float32)
             for v in ntk.training_set(permutation_for(k, config.seed)))

@@ -203,11 +203,6 @@ def _zeros(num_runs: int, d: int) -> Any:
     return lambda key: jnp.zeros((num_runs, d), jnp.float32)
 
 
-def _padded(count: int) -> int:
-    devices = jax.device_count()
-    return -(-count // devices) * devices
-
-
 def walks(keys: Array, config: Any, cell: Cell) -> np.ndarray:
     """The token's nodes ``X_1 .. X_T`` of every run: ``int32[S, T]``.
 
@@ -256,7 +251,7 @@ def run_block_errors(b: int, config: Any, cell: Cell, workdir: str) -> np.ndarra
     or None if the fit stopped early (``stop_after_steps``)."""
     prob = problem(config)
     num_runs, d = int(config.num_runs), int(config.num_features)
-    rows = _padded(num_runs)
+    rows = loop.pad_to_devices(num_runs)
     keys = _blocks.block_keys(jax.random.key(config.seed), b, num_runs + 1)
     nodes = np.zeros((rows, int(config.num_steps)), np.int32)
     nodes[:num_runs] = walks(keys, config, cell)

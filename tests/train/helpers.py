@@ -7,6 +7,7 @@ run is repeated, the test file's ``small_config`` function.
 
 import importlib.util
 import json
+import logging
 import os
 
 import jax.numpy as jnp
@@ -151,6 +152,27 @@ def assert_nan_in_block_1_stops_then_resumes(
     assert_latest_checkpoint(workdir, 1)
     assert_no_summary(workdir)
     assert experiment.train_and_evaluate(small_config(), workdir) == expected
+
+
+def assert_resume_within_block_matches_straight_run(
+    experiment, small_config, workdir, expected, *, step, fit_dir, caplog
+):
+    """A run stopped inside its first block's fit resumes from the fit's checkpoint.
+
+    ``stop_after_steps = step`` stops the first block's fit there: no result,
+    no ``summary.json``, the fit's newest checkpoint (in ``fit_dir(workdir)``)
+    at ``step``. The rerun must log resuming from that step and return
+    ``expected``.
+    """
+    config = small_config()
+    config.stop_after_steps = step
+    partial = experiment.train_and_evaluate(config, workdir)
+    assert not partial["complete"] and partial["results"] == []
+    assert_no_summary(workdir)
+    assert_latest_checkpoint(fit_dir(workdir), step)
+    with caplog.at_level(logging.INFO):
+        assert experiment.train_and_evaluate(small_config(), workdir) == expected
+    assert f"resuming from checkpoint step {step}" in caplog.text
 
 
 def assert_other_config_refused(experiment, small_config, workdir, **changes):

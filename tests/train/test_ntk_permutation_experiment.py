@@ -1,6 +1,5 @@
 """Tests for the ntk_permutation experiment: end to end, headline, resume, NaN stop."""
 
-import logging
 import os
 
 import jax
@@ -65,16 +64,10 @@ def test_resume_gives_identical_summary(straight_run, tmp_path):
 
 def test_resume_within_a_block_gives_identical_summary(straight_run, tmp_path, caplog):
     """Stopped after the loop's first checkpoint of k = 4 (step 40 of 160), then resumed."""
-    workdir = str(tmp_path / "mid")
-    config = small_config()
-    config.stop_after_steps = 40
-    partial = experiment.train_and_evaluate(config, workdir)
-    assert not partial["complete"] and partial["results"] == []
-    helpers.assert_no_summary(workdir)
-    helpers.assert_latest_checkpoint(os.path.join(workdir, "k4"), 40)
-    with caplog.at_level(logging.INFO):
-        assert experiment.train_and_evaluate(small_config(), workdir) == straight_run[1]
-    assert "resuming from checkpoint step 40" in caplog.text
+    helpers.assert_resume_within_block_matches_straight_run(
+        experiment, small_config, str(tmp_path / "mid"), straight_run[1], step=40,
+        fit_dir=lambda workdir: os.path.join(workdir, "k4"), caplog=caplog,
+    )
 
 
 def test_loop_trains_what_the_kernel_trains(tmp_path):

@@ -1,7 +1,5 @@
 """Tests for the srrw_token experiment: end to end, headline, resume, NaN stop."""
 
-import logging
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -73,17 +71,11 @@ def test_resume_gives_identical_summary(straight_run, tmp_path):
 
 def test_resume_within_a_block_gives_identical_summary(straight_run, tmp_path, caplog):
     """Stopped mid-block (the loop's checkpoint at step 1000 of 2000), then resumed."""
-    workdir = str(tmp_path / "mid")
-    config = small_config()
-    config.stop_after_steps = 1000
-    partial = experiment.train_and_evaluate(config, workdir)
-    assert not partial["complete"] and partial["results"] == []
-    helpers.assert_no_summary(workdir)
-    cell = experiment.make_cells(config)[0]
-    helpers.assert_latest_checkpoint(experiment.block_dir(workdir, cell), 1000)
-    with caplog.at_level(logging.INFO):
-        assert experiment.train_and_evaluate(small_config(), workdir) == straight_run[1]
-    assert "resuming from checkpoint step 1000" in caplog.text
+    cell = experiment.make_cells(small_config())[0]
+    helpers.assert_resume_within_block_matches_straight_run(
+        experiment, small_config, str(tmp_path / "mid"), straight_run[1], step=1000,
+        fit_dir=lambda workdir: experiment.block_dir(workdir, cell), caplog=caplog,
+    )
 
 
 def test_loop_runs_the_sa_srrw_iteration(tmp_path):
